@@ -1,0 +1,18 @@
+"""csockserver: the standard library's socketserver, with a compiled engine.
+
+Use it where you used socketserver::
+
+    import csockserver as socketserver
+
+``IMPLEMENTATION`` says which engine runs: ``"cython"`` (compiled) or
+``"python"`` (the pure-Python twin, used when the extension cannot load or
+``CSOCKSERVER_NO_EXTENSIONS=1`` is set).  ``install()`` makes later
+``import socketserver`` statements get this module.
+"""
+
+from ._engine import IMPLEMENTATION
+from ._socketserver import *  # noqa: F401,F403  (the public API)
+from ._socketserver import __all__, _SocketWriter, _Threads, _NoThreads  # noqa: F401
+from ._standin import install, uninstall  # noqa: F401
+
+from ._version import __version__  # noqa: F401

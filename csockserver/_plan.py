@@ -1,0 +1,125 @@
+"""Which hooks of a server are the stock ones: the engine's plan.
+
+This is the one place that decides when the engine may take its own fast
+path for a hook and when it must call the Python method.  A hook is stock
+when the class attribute found through the MRO is our own function and the
+instance does not shadow it.  Anything else - an override in a subclass, a
+function set on the instance, a socket we do not know how to drive - makes
+the engine call the Python method, exactly where socketserver calls it.
+
+Kinds are small ints so the compiled engine can switch on them cheaply.
+"""
+
+import socket
+
+# Each hook is either PYTHON (call the method) or one of the stock kinds.
+PYTHON = 0
+# get_request
+ACCEPT = 1        # TCPServer.get_request on a plain socket.socket
+RECVFROM = 2      # UDPServer.get_request on a plain socket.socket
+# verify_request, process_request, finish_request,
+# _handle_request_noblock, service_actions, handle_timeout
+STOCK = 1
+# shutdown_request
+SHUT_WR_THEN_CLOSE = 1   # TCPServer's: shutdown(SHUT_WR), then close_request
+CLOSE_ONLY = 2           # BaseServer's and UDPServer's: close_request
+# close_request
+CLOSE = 1         # TCPServer's: request.close()
+NOTHING = 2       # BaseServer's and UDPServer's
+
+# Address families whose addresses the compiled engine can decode itself.
+FAST_FAMILIES = frozenset(
+    getattr(socket, name) for name in ("AF_INET", "AF_INET6", "AF_UNIX")
+    if hasattr(socket, name))
+
+_HOOK_NAMES = frozenset((
+    "get_request", "verify_request", "process_request", "finish_request",
+    "shutdown_request", "close_request", "service_actions", "handle_timeout",
+    "_handle_request_noblock",
+))
+
+
+class Plan:
+    """What the engine may do itself for one server, fixed when serving starts."""
+
+    __slots__ = ("get_request", "verify_request", "process_request",
+                 "finish_request", "shutdown_request", "close_request",
+                 "service_actions", "handle_timeout", "handle_request_noblock",
+                 "socket")
+
+    def __repr__(self):
+        fields = ", ".join("{}={!r}".format(name, getattr(self, name))
+                           for name in self.__slots__)
+        return "Plan({})".format(fields)
+
+
+def _kind(server, cls, name, stock_kinds):
+    """The kind of hook *name*: its stock kind, or PYTHON if overridden."""
+    if name in vars(server):
+        return PYTHON
+    return stock_kinds.get(getattr(cls, name, None), PYTHON)
+
+
+def _stock_tables():
+    """Map each hook name to {our stock function: its kind}."""
+    from . import _socketserver as api
+    tables = {
+        "get_request": {api.TCPServer.get_request: ACCEPT,
+                        api.UDPServer.get_request: RECVFROM},
+        "verify_request": {api.BaseServer.verify_request: STOCK},
+        "process_request": {api.BaseServer.process_request: STOCK},
+        "finish_request": {api.BaseServer.finish_request: STOCK},
+        "shutdown_request": {
+            api.TCPServer.shutdown_request: SHUT_WR_THEN_CLOSE,
+            api.BaseServer.shutdown_request: CLOSE_ONLY,
+            api.UDPServer.shutdown_request: CLOSE_ONLY},
+        "close_request": {api.TCPServer.close_request: CLOSE,
+                          api.BaseServer.close_request: NOTHING,
+                          api.UDPServer.close_request: NOTHING},
+        "service_actions": {api.BaseServer.service_actions: STOCK},
+        "handle_timeout": {api.BaseServer.handle_timeout: STOCK},
+        "_handle_request_noblock": {
+            api.BaseServer._handle_request_noblock: STOCK},
+    }
+    assert set(tables) == _HOOK_NAMES
+    return tables
+
+
+_TABLES = None
+
+
+def make_plan(server):
+    """Work out, for *server* as it is now, which hooks the engine may run."""
+    global _TABLES
+    if _TABLES is None:
+        _TABLES = _stock_tables()
+    cls = type(server)
+    plan = Plan()
+    plan.verify_request = _kind(server, cls, "verify_request",
+                                _TABLES["verify_request"])
+    plan.process_request = _kind(server, cls, "process_request",
+                                 _TABLES["process_request"])
+    plan.finish_request = _kind(server, cls, "finish_request",
+                                _TABLES["finish_request"])
+    plan.shutdown_request = _kind(server, cls, "shutdown_request",
+                                  _TABLES["shutdown_request"])
+    plan.close_request = _kind(server, cls, "close_request",
+                               _TABLES["close_request"])
+    plan.service_actions = _kind(server, cls, "service_actions",
+                                 _TABLES["service_actions"])
+    plan.handle_timeout = _kind(server, cls, "handle_timeout",
+                                _TABLES["handle_timeout"])
+    plan.handle_request_noblock = _kind(server, cls, "_handle_request_noblock",
+                                        _TABLES["_handle_request_noblock"])
+    get_request = _kind(server, cls, "get_request", _TABLES["get_request"])
+    sock = getattr(server, "socket", None)
+    # The fast accept/recvfrom only drives a plain socket.socket of a family
+    # it can decode; an SSLSocket or anything else goes through its methods.
+    if (get_request != PYTHON and type(sock) is socket.socket
+            and sock.family in FAST_FAMILIES):
+        plan.get_request = get_request
+        plan.socket = sock
+    else:
+        plan.get_request = PYTHON
+        plan.socket = None
+    return plan

@@ -1,0 +1,575 @@
+"""The public classes of csockserver: socketserver's API, class for class.
+
+Class tree (the same as the standard library's)::
+
+    BaseServer
+     +-- TCPServer -------------- UnixStreamServer
+          +-- UDPServer --------- UnixDatagramServer
+
+    ThreadingMixIn / ForkingMixIn combine with any of the four, giving
+    ThreadingTCPServer, ForkingUDPServer, ThreadingUnixStreamServer, ...
+
+    BaseRequestHandler
+     +-- StreamRequestHandler      (self.rfile / self.wfile over a connection)
+     +-- DatagramRequestHandler    (self.rfile / self.wfile over one packet)
+
+Every hook below is a plain method with a plain Python body, so subclasses
+override and call ``super()`` exactly as with the standard library.  The
+waiting and the per-request bookkeeping are done by the engine (compiled, or
+its pure-Python twin); ``_plan.make_plan`` tells it which hooks are still
+the stock ones, and it calls Python for every hook that is not.
+"""
+
+import os
+import socket
+import sys
+import threading
+from io import BufferedIOBase
+
+from . import _plan
+from ._engine import engine as _engine
+
+__all__ = ["BaseServer", "TCPServer", "UDPServer",
+           "ThreadingUDPServer", "ThreadingTCPServer",
+           "BaseRequestHandler", "StreamRequestHandler",
+           "DatagramRequestHandler", "ThreadingMixIn"]
+_HAVE_FORK = hasattr(os, "fork")
+_HAVE_UNIX = hasattr(socket, "AF_UNIX")
+# Names whose presence follows the running interpreter's socketserver.
+_HAVE_REUSE_PORT_ATTR = sys.version_info >= (3, 11)
+_HAVE_FORKING_UNIX = sys.version_info >= (3, 12)
+
+if _HAVE_FORK:
+    __all__ += ["ForkingUDPServer", "ForkingTCPServer", "ForkingMixIn"]
+if _HAVE_UNIX:
+    __all__ += ["UnixStreamServer", "UnixDatagramServer",
+                "ThreadingUnixStreamServer", "ThreadingUnixDatagramServer"]
+    if _HAVE_FORK and _HAVE_FORKING_UNIX:
+        __all__ += ["ForkingUnixStreamServer", "ForkingUnixDatagramServer"]
+
+# handle_error's banner changed wording in 3.9; follow the interpreter.
+_ERROR_BANNER = ("Exception happened during processing of request from"
+                 if sys.version_info < (3, 9) else
+                 "Exception occurred during processing of request from")
+
+
+def _fd_of(obj):
+    """The fd to wait on for *obj*, validated the way ``selectors`` does."""
+    fd = obj if isinstance(obj, int) else int(obj.fileno())
+    if fd < 0:
+        raise ValueError("Invalid file descriptor: {}".format(fd))
+    return fd
+
+
+class BaseServer:
+    """The server skeleton: the serving loops and the hooks they call.
+
+    Subclasses supply ``get_request``, ``fileno`` and whatever the transport
+    needs; users override the hooks (``verify_request``, ``process_request``,
+    ``handle_error``, ``service_actions``, ...) as with socketserver.
+    """
+
+    timeout = None
+
+    # Private state of ours lives under a ``_csock_`` prefix so that it does
+    # not collide with attributes of users' subclasses.
+    _csock_stop = False
+    _csock_waker = None
+
+    def __init__(self, server_address, RequestHandlerClass):
+        """Remember the address and handler class; nothing is bound here."""
+        self.server_address = server_address
+        self.RequestHandlerClass = RequestHandlerClass
+        self.__is_shut_down = threading.Event()
+        self.__shutdown_request = False
+
+    # Real code reads and writes ``_BaseServer__shutdown_request`` to stop a
+    # loop without waiting for it.  It is a property so that such a write
+    # also wakes the engine at once, as shutdown() does.
+    def _get_shutdown_request(self):
+        return self._csock_stop
+
+    def _set_shutdown_request(self, value):
+        self._csock_stop = value
+        waker = self._csock_waker
+        if value and waker is not None:
+            waker.wake()
+
+    __shutdown_request = property(_get_shutdown_request,
+                                  _set_shutdown_request)
+    del _get_shutdown_request, _set_shutdown_request
+
+    def server_activate(self):
+        """Called by the constructor after binding; may be overridden."""
+        pass
+
+    def serve_forever(self, poll_interval=0.5):
+        """Handle requests until shutdown() is called.
+
+        Unlike the standard library, the loop does not wake every
+        *poll_interval* seconds while idle; shutdown() wakes it at once.
+        *poll_interval* still bounds how long ``service_actions`` waits when
+        a subclass overrides it.
+        """
+        self.__is_shut_down.clear()
+        try:
+            waker = _engine.Waker()
+            self._csock_waker = waker
+            try:
+                _engine.serve_forever(self, _plan.make_plan(self),
+                                      _fd_of(self), poll_interval, waker)
+            finally:
+                self._csock_waker = None
+                waker.close()
+        finally:
+            self.__shutdown_request = False
+            self.__is_shut_down.set()
+
+    def shutdown(self):
+        """Stop serve_forever() and wait until it has returned.
+
+        Must be called from another thread than the one serving, or it
+        deadlocks, as in the standard library.
+        """
+        self.__shutdown_request = True
+        self.__is_shut_down.wait()
+
+    def service_actions(self):
+        """Called by serve_forever() after each request and each idle wake.
+
+        May be overridden; the stock one does nothing, and while it is not
+        overridden the loop sleeps until there is work.
+        """
+        pass
+
+    def handle_request(self):
+        """Wait for and handle one request, honouring ``self.timeout``.
+
+        The effective timeout is the smaller of ``self.timeout`` and the
+        socket's own timeout; when it expires, ``handle_timeout`` is called.
+        """
+        timeout = self.socket.gettimeout()
+        if timeout is None:
+            timeout = self.timeout
+        elif self.timeout is not None:
+            timeout = min(timeout, self.timeout)
+        return _engine.handle_request(self, _plan.make_plan(self),
+                                      _fd_of(self), timeout)
+
+    def _handle_request_noblock(self):
+        """Take one ready request and run it through verify and process.
+
+        Called by the serving loops once the socket is readable; it is a
+        private name, but subclasses do override it.
+        """
+        return _engine.handle_request_noblock(self, _plan.make_plan(self))
+
+    def handle_timeout(self):
+        """Called by handle_request() when its timeout expires."""
+        pass
+
+    def verify_request(self, request, client_address):
+        """Return False to refuse a request; the stock one accepts all."""
+        return True
+
+    def process_request(self, request, client_address):
+        """Run the request to completion in this thread, then shut it down.
+
+        The mix-ins override this to use a thread or a child process.
+        """
+        self.finish_request(request, client_address)
+        self.shutdown_request(request)
+
+    def server_close(self):
+        """Release the server's resources; may be overridden."""
+        pass
+
+    def finish_request(self, request, client_address):
+        """Instantiate RequestHandlerClass, which does the actual work."""
+        self.RequestHandlerClass(request, client_address, self)
+
+    def shutdown_request(self, request):
+        """End one request: the transport's goodbye, then close_request."""
+        self.close_request(request)
+
+    def close_request(self, request):
+        """Release one request's resources; may be overridden."""
+        pass
+
+    def handle_error(self, request, client_address):
+        """Report a handler's exception on stderr and carry on serving.
+
+        Called from inside the ``except`` clause, so the traceback printed is
+        the one being handled.  May be overridden.
+        """
+        print('-' * 40, file=sys.stderr)
+        print(_ERROR_BANNER, client_address, file=sys.stderr)
+        import traceback
+        traceback.print_exc()
+        print('-' * 40, file=sys.stderr)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *args):
+        self.server_close()
+
+
+class TCPServer(BaseServer):
+    """A server on a stream socket (TCP by default).
+
+    ``request_queue_size`` defaults to ``socket.SOMAXCONN`` rather than
+    socketserver's 5, so that bursts of clients are not left waiting on SYN
+    retransmits; set it on a subclass to get the old value.
+    """
+
+    address_family = socket.AF_INET
+    socket_type = socket.SOCK_STREAM
+    request_queue_size = socket.SOMAXCONN
+    allow_reuse_address = False
+    if _HAVE_REUSE_PORT_ATTR:
+        allow_reuse_port = False
+
+    def __init__(self, server_address, RequestHandlerClass,
+                 bind_and_activate=True):
+        """Create the socket and, unless told not to, bind and listen."""
+        BaseServer.__init__(self, server_address, RequestHandlerClass)
+        self.socket = socket.socket(self.address_family, self.socket_type)
+        if bind_and_activate:
+            try:
+                self.server_bind()
+                self.server_activate()
+            except:
+                self.server_close()
+                raise
+
+    def server_bind(self):
+        """Apply the reuse options, bind, and record the bound address."""
+        if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if (getattr(self, "allow_reuse_port", False)
+                and hasattr(socket, "SO_REUSEPORT")):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        self.socket.bind(self.server_address)
+        self.server_address = self.socket.getsockname()
+
+    def server_activate(self):
+        """Start listening with a backlog of ``request_queue_size``."""
+        self.socket.listen(self.request_queue_size)
+
+    def server_close(self):
+        """Close the listening socket."""
+        self.socket.close()
+
+    def fileno(self):
+        """The listening socket's fd, which the serving loops wait on."""
+        return self.socket.fileno()
+
+    def get_request(self):
+        """Accept one connection: return ``(socket, client_address)``."""
+        return _engine.accept(self.socket)
+
+    def shutdown_request(self, request):
+        """Half-close the connection for writing, then close it."""
+        try:
+            request.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass  # the peer may already be gone (ENOTCONN)
+        self.close_request(request)
+
+    def close_request(self, request):
+        """Close the connection's socket."""
+        request.close()
+
+
+class UDPServer(TCPServer):
+    """A server on a datagram socket: each datagram is one request.
+
+    The request handed to handlers is the pair ``(data, socket)``.
+    """
+
+    allow_reuse_address = False
+    if _HAVE_REUSE_PORT_ATTR:
+        allow_reuse_port = False
+    socket_type = socket.SOCK_DGRAM
+    max_packet_size = 8192
+
+    def get_request(self):
+        """Receive one datagram (truncated to ``max_packet_size``)."""
+        data, client_addr = _engine.recvfrom(self.socket,
+                                             self.max_packet_size)
+        return (data, self.socket), client_addr
+
+    def server_activate(self):
+        """Datagram sockets do not listen."""
+        pass
+
+    def shutdown_request(self, request):
+        """Nothing to half-close for a datagram; just close_request."""
+        self.close_request(request)
+
+    def close_request(self, request):
+        """The socket is shared by all requests: nothing to close."""
+        pass
+
+
+if _HAVE_FORK:
+    class ForkingMixIn:
+        """Mix-in that handles each request in a child process."""
+
+        timeout = 300
+        active_children = None
+        max_children = 40
+        # Whether server_close() waits for the children to exit.
+        block_on_close = True
+
+        def collect_children(self, *, blocking=False):
+            """Reap children that have exited.
+
+            Waits for any child while ``max_children`` are alive, then reaps
+            the ones already done (or, with *blocking*, all of them).
+            """
+            if self.active_children is None:
+                return
+            while len(self.active_children) >= self.max_children:
+                try:
+                    pid, _ = os.waitpid(-1, 0)
+                    self.active_children.discard(pid)
+                except ChildProcessError:
+                    self.active_children.clear()
+                except OSError:
+                    break
+            flags = 0 if blocking else os.WNOHANG
+            for pid in self.active_children.copy():
+                try:
+                    pid, _ = os.waitpid(pid, flags)
+                    self.active_children.discard(pid)
+                except ChildProcessError:
+                    self.active_children.discard(pid)
+                except OSError:
+                    pass
+
+        def handle_timeout(self):
+            """Reap children while idle in handle_request()."""
+            self.collect_children()
+
+        def service_actions(self):
+            """Reap children between requests of serve_forever()."""
+            self.collect_children()
+
+        def process_request(self, request, client_address):
+            """Fork; the child handles the request and exits."""
+            pid = os.fork()
+            if pid:
+                if self.active_children is None:
+                    self.active_children = set()
+                self.active_children.add(pid)
+                self.close_request(request)
+                return
+            # In the child: never return into the serving loop.
+            status = 1
+            try:
+                self.finish_request(request, client_address)
+                status = 0
+            except Exception:
+                self.handle_error(request, client_address)
+            finally:
+                try:
+                    self.shutdown_request(request)
+                finally:
+                    os._exit(status)
+
+        def server_close(self):
+            """Close the server, then reap (or wait for) the children."""
+            super().server_close()
+            self.collect_children(blocking=self.block_on_close)
+
+
+class _Threads(list):
+    """The non-daemon request threads that server_close() must join."""
+
+    def append(self, thread):
+        self.reap()
+        if thread.daemon:
+            return
+        super().append(thread)
+
+    def pop_all(self):
+        self[:], result = [], self[:]
+        return result
+
+    def join(self):
+        for thread in self.pop_all():
+            thread.join()
+
+    def reap(self):
+        """Forget threads that have finished, so the list cannot grow."""
+        self[:] = (thread for thread in self if thread.is_alive())
+
+
+class _NoThreads:
+    """Stands in for _Threads when server_close() need not join."""
+
+    def append(self, thread):
+        pass
+
+    def join(self):
+        pass
+
+
+class ThreadingMixIn:
+    """Mix-in that handles each request in its own thread."""
+
+    # Whether request threads are daemons (server_close() never waits).
+    daemon_threads = False
+    # Whether server_close() waits for non-daemon request threads.
+    block_on_close = True
+    _threads = _NoThreads()
+
+    def process_request_thread(self, request, client_address):
+        """The body of a request thread: finish, report errors, shut down."""
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+
+    def process_request(self, request, client_address):
+        """Start a thread that runs process_request_thread()."""
+        if self.block_on_close:
+            vars(self).setdefault('_threads', _Threads())
+        t = threading.Thread(target=self.process_request_thread,
+                             args=(request, client_address))
+        t.daemon = self.daemon_threads
+        self._threads.append(t)
+        t.start()
+
+    def server_close(self):
+        """Close the server, then join the request threads if asked to."""
+        super().server_close()
+        self._threads.join()
+
+
+if _HAVE_FORK:
+    class ForkingUDPServer(ForkingMixIn, UDPServer): pass
+    class ForkingTCPServer(ForkingMixIn, TCPServer): pass
+
+class ThreadingUDPServer(ThreadingMixIn, UDPServer): pass
+class ThreadingTCPServer(ThreadingMixIn, TCPServer): pass
+
+if _HAVE_UNIX:
+    class UnixStreamServer(TCPServer):
+        address_family = socket.AF_UNIX
+
+    class UnixDatagramServer(UDPServer):
+        address_family = socket.AF_UNIX
+
+    class ThreadingUnixStreamServer(ThreadingMixIn, UnixStreamServer): pass
+    class ThreadingUnixDatagramServer(ThreadingMixIn, UnixDatagramServer): pass
+
+    if _HAVE_FORK and _HAVE_FORKING_UNIX:
+        class ForkingUnixStreamServer(ForkingMixIn, UnixStreamServer): pass
+        class ForkingUnixDatagramServer(ForkingMixIn, UnixDatagramServer): pass
+
+
+class BaseRequestHandler:
+    """Base of request handlers: one instance per request.
+
+    The constructor runs ``setup()``, ``handle()`` and, whatever happens,
+    ``finish()``.  ``self.request``, ``self.client_address`` and
+    ``self.server`` are set before ``setup()``.
+    """
+
+    def __init__(self, request, client_address, server):
+        self.request = request
+        self.client_address = client_address
+        self.server = server
+        self.setup()
+        try:
+            self.handle()
+        finally:
+            self.finish()
+
+    def setup(self):
+        """Prepare for handle(); may be overridden."""
+        pass
+
+    def handle(self):
+        """Serve the request; override this."""
+        pass
+
+    def finish(self):
+        """Clean up after handle(), even when it raised; may be overridden."""
+        pass
+
+
+class StreamRequestHandler(BaseRequestHandler):
+    """Handler for stream connections, with file objects on the socket.
+
+    ``self.rfile`` reads from the connection (buffered by ``rbufsize``) and
+    ``self.wfile`` writes to it (unbuffered when ``wbufsize`` is 0).
+    """
+
+    rbufsize = -1
+    wbufsize = 0
+    # A socket timeout for the connection, or None to leave it as accepted.
+    timeout = None
+    disable_nagle_algorithm = False
+
+    def setup(self):
+        self.connection = self.request
+        if self.timeout is not None:
+            self.connection.settimeout(self.timeout)
+        if self.disable_nagle_algorithm:
+            self.connection.setsockopt(socket.IPPROTO_TCP,
+                                       socket.TCP_NODELAY, True)
+        self.rfile = self.connection.makefile('rb', self.rbufsize)
+        if self.wbufsize == 0:
+            self.wfile = _SocketWriter(self.connection)
+        else:
+            self.wfile = self.connection.makefile('wb', self.wbufsize)
+
+    def finish(self):
+        if not self.wfile.closed:
+            try:
+                self.wfile.flush()
+            except socket.error:
+                pass  # the peer went away; nothing left to deliver
+        self.wfile.close()
+        self.rfile.close()
+
+
+class _SocketWriter(BufferedIOBase):
+    """An unbuffered, write-only file over a socket: each write is sent whole."""
+
+    def __init__(self, sock):
+        self._sock = sock
+
+    def writable(self):
+        return True
+
+    def write(self, b):
+        self._sock.sendall(b)
+        with memoryview(b) as view:
+            return view.nbytes
+
+    def fileno(self):
+        return self._sock.fileno()
+
+
+class DatagramRequestHandler(BaseRequestHandler):
+    """Handler for one datagram, read and answered through BytesIO files.
+
+    Whatever was written to ``self.wfile`` is sent back to the client in
+    one datagram when the handler finishes.
+    """
+
+    def setup(self):
+        from io import BytesIO
+        self.packet, self.socket = self.request
+        self.rfile = BytesIO(self.packet)
+        self.wfile = BytesIO()
+
+    def finish(self):
+        self.socket.sendto(self.wfile.getvalue(), self.client_address)
