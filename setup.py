@@ -23,7 +23,6 @@ DIRECTIVES = {
 engine = Extension(
     "csockserver._cengine",
     sources=["src_c/_cengine.pyx"],
-    include_dirs=["src_c/includes"],
     extra_compile_args=["-O0", "-g"] if DEBUG else ["-O2"],
     undef_macros=["NDEBUG"] if DEBUG else [],
 )
@@ -32,6 +31,7 @@ setup(
     ext_modules=cythonize(
         [engine],
         compiler_directives=DIRECTIVES,
+        include_path=["src_c/includes"],
         annotate=os.environ.get("CSOCKSERVER_ANNOTATE") == "1",
     ),
 )

@@ -1,0 +1,78 @@
+"""csockserver's compiled engine.
+
+The same interface as ``csockserver._pyengine`` (read its docstring for the
+contract); this one waits with the GIL released, accepts and receives in C,
+and runs the stock hooks without entering Python.  Parts, by concern:
+
+- transport.pxi: accept/recvfrom and address decoding;
+- requests.pxi:  one request's path through the hooks;
+- loop.pxi:      the waker and the serving loops.
+"""
+
+from libc.errno cimport (errno, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM,
+                         EBADF, EINVAL)
+from libc.math cimport ceil
+from libc.stdint cimport uint64_t
+from libc.stdlib cimport malloc, free
+from libc.string cimport memset
+from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
+from posix.unistd cimport close, read, write
+from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.exc cimport PyErr_CheckSignals
+
+from posixnet cimport (
+    pollfd, poll, POLLIN, POLLPRI,
+    socklen_t, sockaddr, sockaddr_storage, sockaddr_in, sockaddr_in6,
+    sockaddr_un, accept4, shutdown as c_shutdown, recvfrom as c_recvfrom,
+    AF_INET, AF_INET6, AF_UNIX, SOCK_CLOEXEC, SHUT_WR, MSG_DONTWAIT,
+    ntohs, ntohl, inet_ntop, INET6_ADDRSTRLEN,
+    eventfd, EFD_CLOEXEC, EFD_NONBLOCK, fcntl, F_GETFL, O_NONBLOCK,
+)
+
+cdef extern from "<string.h>" nogil:
+    size_t strnlen(const char *s, size_t maxlen)
+
+    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
+
+import socket as _socket
+import threading as _threading
+import _socket as _csocket
+
+from csockserver import _plan
+from csockserver._pyengine import (BACKOFF_FIRST, BACKOFF_MAX,
+                                   SIGNAL_CHECK_INTERVAL)
+
+cdef object SocketType = _socket.socket
+cdef object _getdefaulttimeout = _socket.getdefaulttimeout
+# The C-level descriptors under socket.socket's enum-building properties.
+cdef object _c_family = _csocket.socket.__dict__["family"]
+cdef object _c_type = _csocket.socket.__dict__["type"]
+cdef object _c_proto = _csocket.socket.__dict__["proto"]
+
+# The plan's kinds, as C constants; checked against _plan just below.
+cdef enum:
+    PYTHON = 0
+    STOCK = 1
+    ACCEPT = 1
+    RECVFROM = 2
+    SHUT_WR_THEN_CLOSE = 1
+    CLOSE_ONLY = 2
+    CLOSE = 1
+    NOTHING = 2
+
+assert (_plan.PYTHON, _plan.STOCK, _plan.ACCEPT, _plan.RECVFROM,
+        _plan.SHUT_WR_THEN_CLOSE, _plan.CLOSE_ONLY, _plan.CLOSE,
+        _plan.NOTHING) == (PYTHON, STOCK, ACCEPT, RECVFROM,
+                           SHUT_WR_THEN_CLOSE, CLOSE_ONLY, CLOSE, NOTHING)
+
+
+cdef int _raise_errno(int err) except -1:
+    """Raise OSError for *err*; OSError picks the subclass (ECONNABORTED...)."""
+    raise OSError(err, _os_strerror(err))
+
+
+from os import strerror as _os_strerror
+
+include "transport.pxi"
+include "requests.pxi"
+include "loop.pxi"

@@ -1,0 +1,77 @@
+# C declarations the compiled engine needs that Cython does not ship:
+# poll, sockets, address conversion, eventfd.  Declarations only.
+
+from libc.stdint cimport uint16_t, uint32_t, uint64_t
+
+cdef extern from "<poll.h>" nogil:
+    ctypedef unsigned long nfds_t
+    struct pollfd:
+        int fd
+        short events
+        short revents
+    int poll(pollfd *fds, nfds_t nfds, int timeout)
+    enum:
+        POLLIN
+        POLLPRI
+        POLLERR
+        POLLHUP
+        POLLNVAL
+
+cdef extern from "<sys/socket.h>" nogil:
+    ctypedef unsigned int socklen_t
+    ctypedef unsigned short sa_family_t
+    struct sockaddr:
+        sa_family_t sa_family
+    struct sockaddr_storage:
+        sa_family_t ss_family
+    int accept4(int sockfd, sockaddr *addr, socklen_t *addrlen, int flags)
+    ssize_t recvfrom(int sockfd, void *buf, size_t len, int flags,
+                     sockaddr *src_addr, socklen_t *addrlen)
+    int shutdown(int sockfd, int how)
+    enum:
+        AF_INET
+        AF_INET6
+        AF_UNIX
+        SOCK_CLOEXEC
+        SHUT_WR
+        MSG_DONTWAIT
+
+cdef extern from "<netinet/in.h>" nogil:
+    struct in_addr:
+        uint32_t s_addr
+    struct sockaddr_in:
+        sa_family_t sin_family
+        uint16_t sin_port
+        in_addr sin_addr
+    struct in6_addr:
+        pass
+    struct sockaddr_in6:
+        sa_family_t sin6_family
+        uint16_t sin6_port
+        uint32_t sin6_flowinfo
+        in6_addr sin6_addr
+        uint32_t sin6_scope_id
+    uint16_t ntohs(uint16_t)
+    uint32_t ntohl(uint32_t)
+
+cdef extern from "<arpa/inet.h>" nogil:
+    const char *inet_ntop(int af, const void *src, char *dst, socklen_t size)
+    enum:
+        INET6_ADDRSTRLEN
+
+cdef extern from "<sys/un.h>" nogil:
+    struct sockaddr_un:
+        sa_family_t sun_family
+        char sun_path[108]
+
+cdef extern from "<sys/eventfd.h>" nogil:
+    int eventfd(unsigned int initval, int flags)
+    enum:
+        EFD_CLOEXEC
+        EFD_NONBLOCK
+
+cdef extern from "<fcntl.h>" nogil:
+    int fcntl(int fd, int cmd, ...)
+    enum:
+        F_GETFL
+        O_NONBLOCK

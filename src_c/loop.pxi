@@ -1,0 +1,356 @@
+# The serving loops: serve_forever() and handle_request().  They wait in
+# poll() with the GIL released, on the server's fd and (for serve_forever)
+# the waker's, and take several ready connections or datagrams per wake-up
+# when the stock get_request is in use.
+
+cdef enum:
+    ACCEPT_BATCH = 16          # connections taken per wake-up at most
+    DATAGRAM_BATCH = 8         # datagrams taken per wake-up at most
+    DATAGRAM_BATCH_BYTES = 262144
+
+cdef struct Accepted:
+    int fd
+    socklen_t length
+    sockaddr_storage addr
+
+
+cdef class Waker:
+    """An eventfd that lets another thread interrupt the serving loop.
+
+    wake() and close() both run with the GIL held and never release it, so
+    a wake() can never write to an fd number that close() already freed.
+    """
+    cdef int fd
+
+    def __cinit__(self):
+        self.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
+        if self.fd < 0:
+            _raise_errno(errno)
+
+    def fileno(self):
+        return self.fd
+
+    def wake(self):
+        cdef uint64_t one = 1
+        if self.fd >= 0:
+            write(self.fd, &one, sizeof(one))  # EAGAIN: already awake
+
+    def drain(self):
+        cdef uint64_t value
+        if self.fd >= 0:
+            read(self.fd, &value, sizeof(value))
+
+    def close(self):
+        if self.fd >= 0:
+            close(self.fd)
+            self.fd = -1
+
+    def __dealloc__(self):
+        if self.fd >= 0:
+            close(self.fd)
+
+
+cdef class DatagramBuffer:
+    """Room for a batch of datagrams of up to max_packet_size bytes each."""
+    cdef char *data
+    cdef Py_ssize_t slot
+    cdef int slots
+    cdef ssize_t lengths[DATAGRAM_BATCH]
+    cdef socklen_t address_lengths[DATAGRAM_BATCH]
+    cdef sockaddr_storage addresses[DATAGRAM_BATCH]
+
+    cdef int fit(self, Py_ssize_t slot) except -1:
+        cdef int slots
+        if slot == self.slot and self.data != NULL:
+            return 0
+        slots = DATAGRAM_BATCH_BYTES // slot if slot > 0 else DATAGRAM_BATCH
+        slots = max(1, min(DATAGRAM_BATCH, slots))
+        free(self.data)
+        self.data = <char *>malloc(max(1, slot * slots))
+        if self.data == NULL:
+            self.slot = 0
+            raise MemoryError()
+        self.slot = slot
+        self.slots = slots
+        return 0
+
+    def __dealloc__(self):
+        free(self.data)
+
+
+cdef int _accept_batch(int listen_fd, bint nonblocking, Accepted *out,
+                       int *err) noexcept nogil:
+    """Accept up to ACCEPT_BATCH pending connections; return how many."""
+    cdef int count = 0
+    cdef int fd
+    cdef pollfd probe
+    err[0] = 0
+    while count < ACCEPT_BATCH:
+        if count > 0 and not nonblocking:
+            # A blocking accept4() would wait for a connection that is not
+            # there: look first.  (The socket's blocking mode is the user's.)
+            probe.fd = listen_fd
+            probe.events = POLLIN
+            probe.revents = 0
+            if poll(&probe, 1, 0) <= 0:
+                break
+        out[count].length = sizeof(sockaddr_storage)
+        memset(&out[count].addr, 0, sizeof(sockaddr_storage))
+        fd = accept4(listen_fd, <sockaddr *>&out[count].addr,
+                     &out[count].length, SOCK_CLOEXEC)
+        if fd < 0:
+            err[0] = errno
+            break
+        out[count].fd = fd
+        count += 1
+    return count
+
+
+cdef int _recv_batch(int fd, DatagramBuffer buf, int *err) noexcept nogil:
+    """Receive up to buf.slots waiting datagrams without blocking."""
+    cdef int count = 0
+    cdef ssize_t received
+    err[0] = 0
+    while count < buf.slots:
+        buf.address_lengths[count] = sizeof(sockaddr_storage)
+        memset(&buf.addresses[count], 0, sizeof(sockaddr_storage))
+        received = c_recvfrom(fd, buf.data + count * buf.slot, buf.slot,
+                              MSG_DONTWAIT,
+                              <sockaddr *>&buf.addresses[count],
+                              &buf.address_lengths[count])
+        if received < 0:
+            err[0] = errno
+            break
+        buf.lengths[count] = received
+        count += 1
+    return count
+
+
+cdef double _now() noexcept nogil:
+    cdef timespec ts
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return ts.tv_sec + ts.tv_nsec * 1e-9
+
+
+cdef int _millis(double seconds) noexcept nogil:
+    """A poll() timeout: -1 for 'no limit', rounded up so it is not a spin."""
+    if seconds < 0:
+        return -1
+    if seconds > 2000000.0:
+        return 2000000000
+    return <int>ceil(seconds * 1e3)
+
+
+cdef double _earlier(double a, double b) noexcept nogil:
+    """The smaller of two waits, where a negative wait means 'no limit'."""
+    if a < 0:
+        return b
+    if b < 0:
+        return a
+    return a if a < b else b
+
+
+cdef bint _in_main_thread() except -1:
+    return _threading.get_ident() == _threading.main_thread().ident
+
+
+cdef bint _backs_off(int err) noexcept:
+    return err in (EMFILE, ENFILE, ENOBUFS, ENOMEM, EBADF, EINVAL)
+
+
+cdef class _Loop:
+    """serve_forever()'s state for one call: the plan and what it drives."""
+    cdef object server
+    cdef object plan_socket
+    cdef HookPlan plan
+    cdef ListenSocket listener     # set when connections are batched
+    cdef DatagramBuffer datagrams  # set when datagrams are batched
+    cdef Accepted conns[ACCEPT_BATCH]
+    cdef int pending               # conns[0:pending] not yet handed over
+
+    cdef int handle_accepted(self, int count) except -1:
+        """Hand each accepted connection to the request path, in order."""
+        cdef int i
+        for i in range(count):
+            if i > 0 and self.between_requests():
+                return 1
+            conn, address = self.listener.wrap(
+                self.conns[i].fd, &self.conns[i].addr, self.conns[i].length)
+            self.conns[i].fd = -1
+            _handle_one(self.server, &self.plan, conn, address)
+        return 0
+
+    cdef int handle_datagrams(self, int count) except -1:
+        cdef int i
+        cdef DatagramBuffer buf = self.datagrams
+        for i in range(count):
+            if i > 0 and self.between_requests():
+                return 1
+            data = PyBytes_FromStringAndSize(buf.data + i * buf.slot,
+                                             buf.lengths[i])
+            address = _address(&buf.addresses[i], buf.address_lengths[i])
+            _handle_one(self.server, &self.plan, (data, self.plan_socket),
+                        address)
+        return 0
+
+    cdef bint between_requests(self) except -1:
+        """socketserver's loop runs service_actions after each request and
+        then looks at the shutdown flag; do the same inside a batch."""
+        if self.plan.service_actions == PYTHON:
+            self.server.service_actions()
+        return bool(self.server._csock_stop)
+
+    cdef void close_pending(self) noexcept:
+        cdef int i
+        for i in range(self.pending):
+            if self.conns[i].fd >= 0:
+                close(self.conns[i].fd)
+                self.conns[i].fd = -1
+        self.pending = 0
+
+
+def serve_forever(server, plan, int fd, poll_interval, Waker waker):
+    """Serve until ``server._csock_stop`` is set; the caller resets it."""
+    cdef _Loop loop = _Loop()
+    cdef pollfd fds[2]
+    cdef int n, err, count, failed
+    cdef double interval = -1.0, deadline = 0.0, wait, now
+    cdef double backoff = 0.0, backoff_until = 0.0
+    cdef double cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else -1.0
+    cdef bint calls_service_actions, listening, readable
+    cdef bint batch_accept = False, batch_recv = False
+    cdef Py_ssize_t slot
+
+    loop.server = server
+    loop.plan = _read_plan(plan)
+    loop.plan_socket = plan.socket
+    calls_service_actions = loop.plan.service_actions == PYTHON
+    if loop.plan.handle_request_noblock == STOCK and _drives(plan.socket):
+        if loop.plan.get_request == ACCEPT:
+            loop.listener = ListenSocket(plan.socket)
+            batch_accept = True
+        elif loop.plan.get_request == RECVFROM:
+            loop.listener = ListenSocket(plan.socket)
+            loop.datagrams = DatagramBuffer()
+    if calls_service_actions and poll_interval is not None:
+        interval = max(0.0, float(poll_interval))
+        deadline = _now() + interval
+
+    fds[0].fd = fd
+    fds[0].events = POLLIN | POLLPRI
+    fds[1].fd = waker.fd
+    fds[1].events = POLLIN
+
+    while not server._csock_stop:
+        now = _now()
+        if backoff_until and now >= backoff_until:
+            backoff_until = 0.0
+        listening = backoff_until == 0.0
+        wait = max(0.0, deadline - now) if interval >= 0 else -1.0
+        wait = _earlier(wait, cap)
+        if not listening:
+            wait = _earlier(wait, backoff_until - now)
+        # Datagram batches use max_packet_size as it is now, as recvfrom would.
+        batch_recv = False
+        if loop.datagrams is not None:
+            slot = server.max_packet_size
+            if slot >= 0:
+                loop.datagrams.fit(slot)
+                batch_recv = True
+        fds[0].revents = 0
+        fds[1].revents = 0
+        count = 0
+        err = 0
+        with nogil:
+            if listening:
+                n = poll(fds, 2, _millis(wait))
+            else:
+                n = poll(&fds[1], 1, _millis(wait))
+            err = errno
+            if n > 0 and listening and fds[0].revents:
+                if batch_accept:
+                    count = _accept_batch(loop.listener.fd,
+                                          loop.listener.nonblocking,
+                                          loop.conns, &err)
+                elif batch_recv:
+                    count = _recv_batch(loop.listener.fd, loop.datagrams, &err)
+        if batch_accept:
+            loop.pending = count  # owned fds, closed if not handed over
+        try:
+            if n < 0:
+                if err != EINTR:
+                    _raise_errno(err)
+                PyErr_CheckSignals()
+                continue
+            if server._csock_stop:
+                break
+            if fds[1].revents:
+                waker.drain()
+            readable = listening and fds[0].revents != 0
+            if n == 0 and (interval < 0 or _now() < deadline):
+                # Only the signal backstop or the back-off timer expired:
+                # not an iteration socketserver would have made.
+                continue
+            if readable:
+                failed = -1
+                if batch_accept or batch_recv:
+                    if count == 0:
+                        if err == EINTR:
+                            PyErr_CheckSignals()
+                        failed = err
+                    elif batch_accept and loop.handle_accepted(count):
+                        break
+                    elif batch_recv and loop.handle_datagrams(count):
+                        break
+                elif loop.plan.handle_request_noblock == STOCK:
+                    failed = _take_request(server, &loop.plan, loop.plan_socket)
+                else:
+                    server._handle_request_noblock()
+                if failed >= 0 and _backs_off(failed):
+                    # Out of fds or buffers: stop watching the socket for a
+                    # while instead of spinning on an accept that fails.
+                    backoff = min(BACKOFF_MAX, backoff * 2 or BACKOFF_FIRST)
+                    backoff_until = _now() + backoff
+                elif failed < 0:
+                    backoff = 0.0
+            if calls_service_actions:
+                server.service_actions()
+                if interval >= 0:
+                    deadline = _now() + interval
+        finally:
+            loop.close_pending()
+
+
+def handle_request(server, plan, int fd, timeout):
+    """Wait up to *timeout* seconds for a request, then handle it or time out."""
+    cdef HookPlan p = _read_plan(plan)
+    cdef pollfd pfd
+    cdef int n, err
+    cdef double remaining = -1.0, deadline = 0.0
+    cdef double cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else -1.0
+    cdef bint has_timeout = timeout is not None
+    if has_timeout:
+        remaining = float(timeout)
+        deadline = _now() + remaining
+    pfd.fd = fd
+    pfd.events = POLLIN | POLLPRI
+    while True:
+        pfd.revents = 0
+        with nogil:
+            n = poll(&pfd, 1, _millis(_earlier(max(0.0, remaining) if has_timeout else -1.0, cap)))
+            err = errno
+        if n < 0:
+            if err != EINTR:
+                _raise_errno(err)
+            PyErr_CheckSignals()
+        elif n > 0:
+            if p.handle_request_noblock == STOCK:
+                _take_request(server, &p, plan.socket)
+                return None
+            return server._handle_request_noblock()
+        if has_timeout:
+            remaining = deadline - _now()
+            if remaining < 0:
+                if p.handle_timeout == STOCK:
+                    return None
+                return server.handle_timeout()
