@@ -12,6 +12,8 @@ Kinds are small ints so the compiled engine can switch on them cheaply.
 
 import socket
 
+import _socket
+
 # Each hook is either PYTHON (call the method) or one of the stock kinds.
 PYTHON = 0
 # get_request
@@ -31,6 +33,9 @@ NOTHING = 2       # BaseServer's and UDPServer's
 FAST_FAMILIES = frozenset(
     getattr(socket, name) for name in ("AF_INET", "AF_INET6", "AF_UNIX")
     if hasattr(socket, name))
+
+# socket.socket.family builds an enum on every read; this is the raw int.
+_raw_family = _socket.socket.family.__get__
 
 _HOOK_NAMES = frozenset((
     "get_request", "verify_request", "process_request", "finish_request",
@@ -53,70 +58,57 @@ class Plan:
         return "Plan({})".format(fields)
 
 
-def _kind(server, cls, name, stock_kinds):
-    """The kind of hook *name*: its stock kind, or PYTHON if overridden."""
-    if name in vars(server):
-        return PYTHON
-    return stock_kinds.get(getattr(cls, name, None), PYTHON)
-
-
 def _stock_tables():
-    """Map each hook name to {our stock function: its kind}."""
+    """Pairs of (hook name, {our stock function: its kind}), plan field order."""
     from . import _socketserver as api
-    tables = {
-        "get_request": {api.TCPServer.get_request: ACCEPT,
-                        api.UDPServer.get_request: RECVFROM},
-        "verify_request": {api.BaseServer.verify_request: STOCK},
-        "process_request": {api.BaseServer.process_request: STOCK},
-        "finish_request": {api.BaseServer.finish_request: STOCK},
-        "shutdown_request": {
+    return (
+        ("get_request", {api.TCPServer.get_request: ACCEPT,
+                         api.UDPServer.get_request: RECVFROM}),
+        ("verify_request", {api.BaseServer.verify_request: STOCK}),
+        ("process_request", {api.BaseServer.process_request: STOCK}),
+        ("finish_request", {api.BaseServer.finish_request: STOCK}),
+        ("shutdown_request", {
             api.TCPServer.shutdown_request: SHUT_WR_THEN_CLOSE,
             api.BaseServer.shutdown_request: CLOSE_ONLY,
-            api.UDPServer.shutdown_request: CLOSE_ONLY},
-        "close_request": {api.TCPServer.close_request: CLOSE,
-                          api.BaseServer.close_request: NOTHING,
-                          api.UDPServer.close_request: NOTHING},
-        "service_actions": {api.BaseServer.service_actions: STOCK},
-        "handle_timeout": {api.BaseServer.handle_timeout: STOCK},
-        "_handle_request_noblock": {
-            api.BaseServer._handle_request_noblock: STOCK},
-    }
-    assert set(tables) == _HOOK_NAMES
-    return tables
+            api.UDPServer.shutdown_request: CLOSE_ONLY}),
+        ("close_request", {api.TCPServer.close_request: CLOSE,
+                           api.BaseServer.close_request: NOTHING,
+                           api.UDPServer.close_request: NOTHING}),
+        ("service_actions", {api.BaseServer.service_actions: STOCK}),
+        ("handle_timeout", {api.BaseServer.handle_timeout: STOCK}),
+        ("_handle_request_noblock", {
+            api.BaseServer._handle_request_noblock: STOCK}),
+    )
 
 
 _TABLES = None
 
 
 def make_plan(server):
-    """Work out, for *server* as it is now, which hooks the engine may run."""
+    """Work out, for *server* as it is now, which hooks the engine may run.
+
+    Called each time serving starts (every handle_request() too), so class
+    attributes patched between calls are seen; it costs about a microsecond.
+    """
     global _TABLES
     if _TABLES is None:
         _TABLES = _stock_tables()
+        assert {name for name, _ in _TABLES} == _HOOK_NAMES
     cls = type(server)
+    shadowed = vars(server).keys() & _HOOK_NAMES
+    kinds = [PYTHON if name in shadowed
+             else table.get(getattr(cls, name, None), PYTHON)
+             for name, table in _TABLES]
     plan = Plan()
-    plan.verify_request = _kind(server, cls, "verify_request",
-                                _TABLES["verify_request"])
-    plan.process_request = _kind(server, cls, "process_request",
-                                 _TABLES["process_request"])
-    plan.finish_request = _kind(server, cls, "finish_request",
-                                _TABLES["finish_request"])
-    plan.shutdown_request = _kind(server, cls, "shutdown_request",
-                                  _TABLES["shutdown_request"])
-    plan.close_request = _kind(server, cls, "close_request",
-                               _TABLES["close_request"])
-    plan.service_actions = _kind(server, cls, "service_actions",
-                                 _TABLES["service_actions"])
-    plan.handle_timeout = _kind(server, cls, "handle_timeout",
-                                _TABLES["handle_timeout"])
-    plan.handle_request_noblock = _kind(server, cls, "_handle_request_noblock",
-                                        _TABLES["_handle_request_noblock"])
-    get_request = _kind(server, cls, "get_request", _TABLES["get_request"])
+    (get_request, plan.verify_request, plan.process_request,
+     plan.finish_request, plan.shutdown_request, plan.close_request,
+     plan.service_actions, plan.handle_timeout,
+     plan.handle_request_noblock) = kinds
     sock = getattr(server, "socket", None)
     # The fast accept/recvfrom only drives a plain socket.socket of a family
     # it can decode; an SSLSocket or anything else goes through its methods.
     if (get_request != PYTHON and type(sock) is socket.socket
-            and sock.family in FAST_FAMILIES):
+            and _raw_family(sock) in FAST_FAMILIES):
         plan.get_request = get_request
         plan.socket = sock
     else:

@@ -79,13 +79,13 @@ cdef class DatagramBuffer:
 
 
 cdef int _accept_batch(int listen_fd, bint nonblocking, Accepted *out,
-                       int *err) noexcept nogil:
-    """Accept up to ACCEPT_BATCH pending connections; return how many."""
+                       int limit, int *err) noexcept nogil:
+    """Accept up to *limit* pending connections; return how many."""
     cdef int count = 0
     cdef int fd
     cdef pollfd probe
     err[0] = 0
-    while count < ACCEPT_BATCH:
+    while count < limit:
         if count > 0 and not nonblocking:
             # A blocking accept4() would wait for a connection that is not
             # there: look first.  (The socket's blocking mode is the user's.)
@@ -228,6 +228,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     if loop.plan.handle_request_noblock == STOCK and _drives(plan.socket):
         if loop.plan.get_request == ACCEPT:
             loop.listener = ListenSocket(plan.socket)
+            loop.listener.read_blocking_mode()
             batch_accept = True
         elif loop.plan.get_request == RECVFROM:
             loop.listener = ListenSocket(plan.socket)
@@ -271,7 +272,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                 if batch_accept:
                     count = _accept_batch(loop.listener.fd,
                                           loop.listener.nonblocking,
-                                          loop.conns, &err)
+                                          loop.conns, ACCEPT_BATCH, &err)
                 elif batch_recv:
                     count = _recv_batch(loop.listener.fd, loop.datagrams, &err)
         if batch_accept:
@@ -325,10 +326,16 @@ def handle_request(server, plan, int fd, timeout):
     """Wait up to *timeout* seconds for a request, then handle it or time out."""
     cdef HookPlan p = _read_plan(plan)
     cdef pollfd pfd
-    cdef int n, err
+    cdef Accepted conn
+    cdef ListenSocket listener = None
+    cdef int n, err, count = 0
     cdef double remaining = -1.0, deadline = 0.0
     cdef double cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else -1.0
     cdef bint has_timeout = timeout is not None
+    if (p.handle_request_noblock == STOCK and p.get_request == ACCEPT
+            and _drives(plan.socket)):
+        # Accept in the same GIL release as the wait.
+        listener = ListenSocket(plan.socket)
     if has_timeout:
         remaining = float(timeout)
         deadline = _now() + remaining
@@ -337,12 +344,23 @@ def handle_request(server, plan, int fd, timeout):
     while True:
         pfd.revents = 0
         with nogil:
-            n = poll(&pfd, 1, _millis(_earlier(max(0.0, remaining) if has_timeout else -1.0, cap)))
+            n = poll(&pfd, 1, _millis(_earlier(
+                max(0.0, remaining) if has_timeout else -1.0, cap)))
             err = errno
+            if n > 0 and listener is not None:
+                count = _accept_batch(listener.fd, False, &conn, 1, &err)
         if n < 0:
             if err != EINTR:
                 _raise_errno(err)
             PyErr_CheckSignals()
+        elif n > 0 and listener is not None:
+            if count:
+                request, client_address = listener.wrap(conn.fd, &conn.addr,
+                                                        conn.length)
+                _handle_one(server, &p, request, client_address)
+            elif err == EINTR:
+                PyErr_CheckSignals()
+            return None  # a failed accept ends the call, as in socketserver
         elif n > 0:
             if p.handle_request_noblock == STOCK:
                 _take_request(server, &p, plan.socket)

@@ -50,7 +50,11 @@ cdef class ListenSocket:
         self.type = _c_type.__get__(sock)
         self.proto = _c_proto.__get__(sock)
         self.fd = sock.fileno()
+
+    cdef int read_blocking_mode(self) except -1:
+        """Whether accept4() may be retried blindly (only batches need it)."""
         self.nonblocking = (fcntl(self.fd, F_GETFL) & O_NONBLOCK) != 0
+        return 0
 
     cdef object wrap(self, int fd, sockaddr_storage *addr, socklen_t length):
         """Turn an accepted fd into (socket.socket, address), as accept()."""

@@ -1,0 +1,31 @@
+# Everyday commands.  The extension is built in place, next to the sources.
+PYTHON ?= python3
+
+.PHONY: build debug annotate test test-c test-py conformance bench clean
+
+build:            ## compile the engine in place
+	$(PYTHON) setup.py build_ext --inplace
+
+debug:            ## compile with assertions, -O0 -g
+	CSOCKSERVER_DEBUG_BUILD=1 $(PYTHON) setup.py build_ext --inplace --force
+
+annotate:         ## Cython's HTML annotation beside src_c/*.pyx
+	CSOCKSERVER_ANNOTATE=1 $(PYTHON) setup.py build_ext --inplace --force
+
+test: test-c test-py  ## the whole suite on both engines
+
+test-c: build
+	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) -m pytest
+
+test-py:
+	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) -m pytest
+
+conformance: build  ## CPython's own test_socketserver, on each engine
+	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
+	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
+
+bench: build      ## side-by-side throughput against the stdlib
+	$(PYTHON) bench/quick_compare.py
+
+clean:
+	rm -rf build csockserver/*.so src_c/*.c src_c/*.html
