@@ -48,6 +48,7 @@ cdef object _getdefaulttimeout = _socket.getdefaulttimeout
 cdef object _c_family = _csocket.socket.__dict__["family"]
 cdef object _c_type = _csocket.socket.__dict__["type"]
 cdef object _c_proto = _csocket.socket.__dict__["proto"]
+cdef object _c_close = _csocket.socket.close
 
 # The plan's kinds, as C constants; checked against _plan just below.
 cdef enum:

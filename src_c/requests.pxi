@@ -29,6 +29,21 @@ cdef HookPlan _read_plan(plan) except *:
     return p
 
 
+cdef int _close_socket(object request) except -1:
+    """request.close(), without its two Python frames for a plain socket.
+
+    socket.socket.close() only marks the socket closed while makefile()
+    objects still use it (_io_refs); the last of those closes the fd.
+    """
+    if type(request) is not SocketType:
+        request.close()
+        return 0
+    request._closed = True
+    if request._io_refs <= 0:
+        _c_close(request)
+    return 0
+
+
 cdef int _shutdown(object server, HookPlan *p, object request) except -1:
     cdef int fd
     if p.shutdown_request == PYTHON:
@@ -45,7 +60,7 @@ cdef int _shutdown(object server, HookPlan *p, object request) except -1:
             except OSError:
                 pass
     if p.close_request == CLOSE:
-        request.close()
+        _close_socket(request)
     elif p.close_request == PYTHON:
         server.close_request(request)
     return 0
