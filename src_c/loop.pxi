@@ -170,13 +170,14 @@ cdef class _Loop:
 
     cdef int handle_accepted(self, int count) except -1:
         """Hand each accepted connection to the request path, in order."""
-        cdef int i
+        cdef int i, fd
         for i in range(count):
             if i > 0 and self.between_requests():
                 return 1
+            fd = self.conns[i].fd
+            self.conns[i].fd = -1  # wrap() owns it now, even if it fails
             conn, address = self.listener.wrap(
-                self.conns[i].fd, &self.conns[i].addr, self.conns[i].length)
-            self.conns[i].fd = -1
+                fd, &self.conns[i].addr, self.conns[i].length)
             _handle_one(self.server, &self.plan, conn, address)
         return 0
 
