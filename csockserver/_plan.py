@@ -84,16 +84,21 @@ def _stock_tables():
 _TABLES = None
 
 
+def record_stock_hooks():
+    """Remember our own hook functions; called once, when the API module
+    has just defined them, so that a hook patched onto our classes later
+    (even before the first request) is never mistaken for a stock one."""
+    global _TABLES
+    _TABLES = _stock_tables()
+    assert {name for name, _ in _TABLES} == _HOOK_NAMES
+
+
 def make_plan(server):
     """Work out, for *server* as it is now, which hooks the engine may run.
 
     Called each time serving starts (every handle_request() too), so class
-    attributes patched between calls are seen; it costs about a microsecond.
+    attributes patched between calls are seen; it costs about 1.5 µs.
     """
-    global _TABLES
-    if _TABLES is None:
-        _TABLES = _stock_tables()
-        assert {name for name, _ in _TABLES} == _HOOK_NAMES
     cls = type(server)
     shadowed = vars(server).keys() & _HOOK_NAMES
     kinds = [PYTHON if name in shadowed

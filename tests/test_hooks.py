@@ -441,3 +441,34 @@ def test_keyboard_interrupt_propagates_from_serve_forever(impl):
     finally:
         runner.error = None
         runner.stop()
+
+
+PATCH_BEFORE_FIRST_USE = r"""
+import socket, sys
+impl = __import__(sys.argv[1])
+impl.BaseServer.verify_request = lambda self, request, address: False
+handled = []
+class Handler(impl.BaseRequestHandler):
+    def handle(self):
+        handled.append(True)
+server = impl.TCPServer(("127.0.0.1", 0), Handler)
+with socket.create_connection(server.server_address, 5):
+    server.handle_request()
+server.server_close()
+print("handled" if handled else "refused")
+"""
+
+
+@pytest.mark.parametrize("module", ["socketserver", "csockserver"])
+def test_class_patched_before_first_use_is_called(module):
+    # A hook replaced on the library's own class before anything was served
+    # is the user's code and must be called.  A fresh process makes sure
+    # nothing was served before the patch.
+    import os
+    import subprocess
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root)
+    run = subprocess.run([sys.executable, "-c", PATCH_BEFORE_FIRST_USE, module],
+                         env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "refused"
