@@ -1,0 +1,116 @@
+"""Turn measurements into the markdown report and the ratio chart."""
+
+import os
+import platform
+import statistics
+import sys
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _baseline_label(workload, server):
+    """The stdlib row a server is compared with: same dispatch, else threading."""
+    labels = [s.label for s in workload.servers]
+    own = "stdlib %s" % server.dispatch
+    if server.dispatch and own in labels:
+        return own
+    return "stdlib threading" if "stdlib threading" in labels else labels[0]
+
+
+def rows(workload, results):
+    """Per server: (server, medians dict) for one workload."""
+    out = []
+    for server in workload.servers:
+        runs = [m for m in results.get((workload.name, server.label), [])
+                if not m.skipped]
+        skipped = [m.skipped for m in results.get((workload.name, server.label), [])
+                   if m.skipped]
+        if not runs:
+            out.append((server, {"skipped": skipped[0] if skipped else "not run"}))
+            continue
+        rps = [m.rps for m in runs]
+        out.append((server, {
+            "rps": _median(rps), "min": min(rps), "max": max(rps),
+            "p99": _median([m.load.get("p99_us") for m in runs]),
+            "cpu": _median([m.cpu_us_per_request for m in runs]),
+            "errors": sum(m.load.get("errors", 0) + m.load.get("timeouts", 0)
+                          + m.load.get("lost", 0) for m in runs),
+            "client_busy": _median([m.client_busy for m in runs]),
+        }))
+    return out
+
+
+def _ratio(a, b):
+    return "%.2f×" % (a / b) if a and b else "–"
+
+
+def markdown(command, workloads, results, settings, pinned, elapsed):
+    lines = [
+        "# Benchmark results", "",
+        "Command: `%s` (%.0f s). Python %s, %s, %d CPUs; %s; %d repeats × "
+        "%.1f s after %.1f s warm-up; servers alternate within each repeat." % (
+            command, elapsed, platform.python_version(), platform.platform(),
+            os.cpu_count(),
+            "server on CPU 0, load generator on CPU 1 (taskset)" if pinned
+            else "not pinned", settings["repeat"], settings["duration"],
+            settings["warmup"]), "",
+        "Columns: req/s median [min–max]; p99 latency (median of runs); "
+        "server CPU per request (user+system, all threads and reaped "
+        "children); ratios of req/s to the standard library's server with "
+        "the same dispatch (threading for the reference servers) and to the "
+        "C epoll server. `*` marks rows where the load generator spent over "
+        "90% of the window handling events: there req/s is capped by the "
+        "client more than by the server, so compare CPU per request.", ""]
+    for workload in workloads:
+        table = rows(workload, results)
+        by_label = {s.label: r for s, r in table}
+        c_limit = by_label.get("c", {}).get("rps")
+        lines += ["## %s (`%s`)" % (workload.title, workload.name), "",
+                  "| server | req/s | p99 µs | CPU µs/req | vs stdlib | vs C | errors |",
+                  "|---|---|---|---|---|---|---|"]
+        for server, r in table:
+            if "skipped" in r:
+                lines.append("| %s | skipped: %s | | | | | |" % (
+                    server.label, r["skipped"]))
+                continue
+            base = by_label.get(_baseline_label(workload, server), {}).get("rps")
+            star = " *" if (r["client_busy"] or 0) > 0.9 else ""
+            lines.append("| %s | %.0f [%.0f–%.0f]%s | %s | %s | %s | %s | %d |" % (
+                server.label, r["rps"], r["min"], r["max"], star,
+                "%.0f" % r["p99"] if r["p99"] is not None else "–",
+                "%.1f" % r["cpu"] if r["cpu"] is not None else "–",
+                _ratio(r["rps"], base), _ratio(r["rps"], c_limit), r["errors"]))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def chart(workloads, results, path):
+    """A bar chart of req/s relative to the stdlib; None without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no chart", file=sys.stderr)
+        return None
+    fig, axes = plt.subplots(len(workloads), 1,
+                             figsize=(9, 2.6 * len(workloads)), squeeze=False)
+    for ax, workload in zip(axes[:, 0], workloads):
+        table = [(s, r) for s, r in rows(workload, results) if "rps" in r]
+        by_label = {s.label: r for s, r in table}
+        ratios = []
+        for server, r in table:
+            base = by_label.get(_baseline_label(workload, server), {}).get("rps")
+            ratios.append(r["rps"] / base if base else 0)
+        ax.barh([s.label for s, _ in table], ratios)
+        ax.axvline(1.0, color="grey", linewidth=0.8)
+        ax.set_title(workload.title, fontsize=9)
+        ax.tick_params(labelsize=8)
+    axes[-1, 0].set_xlabel("req/s relative to the standard library")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -1,0 +1,94 @@
+"""What is measured: workloads, and the servers compared on each."""
+
+from collections import namedtuple
+
+# impl: stdlib | csock | naive_pool | naive_lf | asyncio | c
+# engine: for csock, "cython" or "python"; dispatch: sync|threading|forking
+Server = namedtuple("Server", "label impl dispatch engine")
+# server_workload: what bench.servers / echo_epoll serve; mode: loadgen mode
+Workload = namedtuple(
+    "Workload", "name title server_workload mode family size conns servers")
+
+
+def _s(impl, dispatch="", engine=""):
+    if impl == "csock":
+        label = "csock-%s %s" % ("c" if engine == "cython" else "py", dispatch)
+    elif impl == "stdlib":
+        label = "stdlib %s" % dispatch
+    else:
+        label = impl
+    return Server(label, impl, dispatch, engine)
+
+
+def _family_servers(dispatches, engines=("cython", "python"), naive=True,
+                    extra=("asyncio",)):
+    servers = []
+    for dispatch in dispatches:
+        servers.append(_s("stdlib", dispatch))
+        servers.extend(_s("csock", dispatch, e) for e in engines)
+    if naive:
+        servers += [_s("naive_pool"), _s("naive_lf")]
+    servers += [_s(name) for name in extra]
+    servers.append(_s("c"))
+    return servers
+
+
+def full_workloads():
+    """The whole matrix: about 15 minutes with the default repeats."""
+    dispatches = ("sync", "threading", "forking")
+    return [
+        Workload("tcp-conn-64", "TCP, connection per request, 64 B echo",
+                 "echo", "conn", "tcp", 64, 16, _family_servers(dispatches)),
+        Workload("tcp-persistent-1k", "TCP, 16 persistent connections, 1 KiB echo",
+                 "echo", "persistent", "tcp", 1024, 16,
+                 # The naive dispatchers' 8 threads cannot hold 16 sessions.
+                 _family_servers(("threading",), naive=False)),
+        Workload("tcp-line-1k", "StreamRequestHandler line echo, 1 KiB lines",
+                 "line", "line", "tcp", 1024, 16,
+                 _family_servers(("threading",), naive=False)),
+        Workload("tcp-line-16k", "StreamRequestHandler line echo, 16 KiB lines",
+                 "line", "line", "tcp", 16384, 16,
+                 _family_servers(("threading",), naive=False)),
+        Workload("udp-64", "UDP echo, 64 B, 16 in flight",
+                 "udp", "udp", "tcp", 64, 16,
+                 _family_servers(("sync", "threading"))),
+        Workload("unix-conn-64", "Unix stream, connection per request, 64 B",
+                 "echo", "conn", "unix", 64, 16,
+                 _family_servers(("sync", "threading"), naive=False, extra=())),
+        Workload("http10", "http.server handler, HTTP/1.0, connection per request",
+                 "http", "http10", "tcp", 0, 8,
+                 _family_servers(("threading",), naive=False)),
+        Workload("http11", "http.server handler, HTTP/1.1 keep-alive",
+                 "http", "http11", "tcp", 0, 8,
+                 _family_servers(("threading",), naive=False)),
+    ]
+
+
+def quick_workloads():
+    """A headline subset that runs in under two minutes."""
+    return [
+        Workload("tcp-conn-64", "TCP, connection per request, 64 B echo",
+                 "echo", "conn", "tcp", 64, 16,
+                 _family_servers(("sync", "threading"), engines=("cython",),
+                                 extra=())),
+        Workload("tcp-persistent-1k", "TCP, 16 persistent connections, 1 KiB echo",
+                 "echo", "persistent", "tcp", 1024, 16,
+                 _family_servers(("threading",), engines=("cython",),
+                                 naive=False, extra=())),
+        Workload("udp-64", "UDP echo, 64 B, 16 in flight",
+                 "udp", "udp", "tcp", 64, 16,
+                 _family_servers(("sync", "threading"), engines=("cython",),
+                                 naive=False, extra=())),
+        Workload("http11", "http.server handler, HTTP/1.1 keep-alive",
+                 "http", "http11", "tcp", 0, 8,
+                 _family_servers(("threading",), engines=("cython",),
+                                 naive=False, extra=())),
+    ]
+
+
+def preset(quick):
+    if quick:
+        return {"workloads": quick_workloads(), "repeat": 3,
+                "duration": 1.0, "warmup": 0.3}
+    return {"workloads": full_workloads(), "repeat": 3,
+            "duration": 3.0, "warmup": 0.5}
