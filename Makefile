@@ -1,7 +1,7 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
 
-.PHONY: build debug annotate test test-c test-py conformance bench clean
+.PHONY: build debug annotate test test-c test-py conformance bench bench-quick bench-micro clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -24,8 +24,14 @@ conformance: build  ## CPython's own test_socketserver, on each engine
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 
-bench: build      ## side-by-side throughput against the stdlib
-	$(PYTHON) bench/quick_compare.py
+bench: build      ## the full side-by-side matrix (~15 min); writes bench/RESULTS.md
+	$(PYTHON) -m bench
+
+bench-quick: build  ## the headline workloads (< 2 min)
+	$(PYTHON) -m bench --quick --out -
+
+bench-micro: build  ## pytest-benchmark of the per-request path
+	$(PYTHON) -m pytest bench/micro -p no:cacheprovider
 
 clean:
-	rm -rf build csockserver/*.so src_c/*.c src_c/*.html
+	rm -rf build bench/_build csockserver/*.so src_c/*.c src_c/*.html

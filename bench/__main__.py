@@ -82,6 +82,7 @@ def main(argv=None):
                            time.monotonic() - started)
     print(text)
     if args.out != "-":
+        text += report.kept_section(args.out)
         with open(args.out, "w") as f:
             f.write(text)
         chart = report.chart(workloads, results,

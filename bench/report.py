@@ -50,6 +50,8 @@ def _ratio(a, b):
 def markdown(command, workloads, results, settings, pinned, elapsed):
     lines = [
         "# Benchmark results", "",
+        "Regenerate with `python -m bench` (full matrix, ~10 min) or "
+        "`python -m bench --quick` (headline workloads, < 2 min).", "",
         "Command: `%s` (%.0f s). Python %s, %s, %d CPUs; %s; %d repeats × "
         "%.1f s after %.1f s warm-up; servers alternate within each repeat." % (
             command, elapsed, platform.python_version(), platform.platform(),
@@ -85,6 +87,22 @@ def markdown(command, workloads, results, settings, pinned, elapsed):
                 _ratio(r["rps"], base), _ratio(r["rps"], c_limit), r["errors"]))
         lines.append("")
     return "\n".join(lines)
+
+
+# Sections of RESULTS.md below this line come from other scripts (e.g.
+# shutdown_latency.py); a new run keeps them.
+KEPT_MARKER = "<!-- not written by python -m bench: kept as is -->"
+
+
+def kept_section(path):
+    """The part of an existing report from KEPT_MARKER on, or ''."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except OSError:
+        return ""
+    at = old.find(KEPT_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
 
 
 def chart(workloads, results, path):
