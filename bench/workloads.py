@@ -33,56 +33,61 @@ def _family_servers(dispatches, engines=("cython", "python"), naive=True,
     return servers
 
 
+# name: (title, what the server serves, loadgen mode, family, size, conns)
+_WORKLOADS = {
+    "tcp-conn-64": ("TCP, connection per request, 64 B echo",
+                    "echo", "conn", "tcp", 64, 16),
+    "tcp-persistent-1k": ("TCP, 16 persistent connections, 1 KiB echo",
+                          "echo", "persistent", "tcp", 1024, 16),
+    "tcp-line-1k": ("StreamRequestHandler line echo, 1 KiB lines",
+                    "line", "line", "tcp", 1024, 16),
+    "tcp-line-16k": ("StreamRequestHandler line echo, 16 KiB lines",
+                     "line", "line", "tcp", 16384, 16),
+    "udp-64": ("UDP echo, 64 B, 16 in flight", "udp", "udp", "tcp", 64, 16),
+    "unix-conn-64": ("Unix stream, connection per request, 64 B",
+                     "echo", "conn", "unix", 64, 16),
+    "http10": ("http.server handler, HTTP/1.0, connection per request",
+               "http", "http10", "tcp", 0, 8),
+    "http11": ("http.server handler, HTTP/1.1 keep-alive",
+               "http", "http11", "tcp", 0, 8),
+}
+
+
+def _workload(name, servers):
+    return Workload(name, *_WORKLOADS[name], servers)
+
+
 def full_workloads():
-    """The whole matrix: about 15 minutes with the default repeats."""
-    dispatches = ("sync", "threading", "forking")
+    """The whole matrix: about 10 minutes with the default repeats."""
     return [
-        Workload("tcp-conn-64", "TCP, connection per request, 64 B echo",
-                 "echo", "conn", "tcp", 64, 16, _family_servers(dispatches)),
-        Workload("tcp-persistent-1k", "TCP, 16 persistent connections, 1 KiB echo",
-                 "echo", "persistent", "tcp", 1024, 16,
-                 # The naive dispatchers' 8 threads cannot hold 16 sessions.
-                 _family_servers(("threading",), naive=False)),
-        Workload("tcp-line-1k", "StreamRequestHandler line echo, 1 KiB lines",
-                 "line", "line", "tcp", 1024, 16,
-                 _family_servers(("threading",), naive=False)),
-        Workload("tcp-line-16k", "StreamRequestHandler line echo, 16 KiB lines",
-                 "line", "line", "tcp", 16384, 16,
-                 _family_servers(("threading",), naive=False)),
-        Workload("udp-64", "UDP echo, 64 B, 16 in flight",
-                 "udp", "udp", "tcp", 64, 16,
-                 _family_servers(("sync", "threading"))),
-        Workload("unix-conn-64", "Unix stream, connection per request, 64 B",
-                 "echo", "conn", "unix", 64, 16,
-                 _family_servers(("sync", "threading"), naive=False, extra=())),
-        Workload("http10", "http.server handler, HTTP/1.0, connection per request",
-                 "http", "http10", "tcp", 0, 8,
-                 _family_servers(("threading",), naive=False)),
-        Workload("http11", "http.server handler, HTTP/1.1 keep-alive",
-                 "http", "http11", "tcp", 0, 8,
-                 _family_servers(("threading",), naive=False)),
+        _workload("tcp-conn-64",
+                  _family_servers(("sync", "threading", "forking"))),
+        # The naive dispatchers' 8 threads cannot hold 16 sessions.
+        _workload("tcp-persistent-1k",
+                  _family_servers(("threading",), naive=False)),
+        _workload("tcp-line-1k", _family_servers(("threading",), naive=False)),
+        _workload("tcp-line-16k", _family_servers(("threading",), naive=False)),
+        _workload("udp-64", _family_servers(("sync", "threading"))),
+        _workload("unix-conn-64", _family_servers(("sync", "threading"),
+                                                  naive=False, extra=())),
+        _workload("http10", _family_servers(("threading",), naive=False)),
+        _workload("http11", _family_servers(("threading",), naive=False)),
     ]
 
 
 def quick_workloads():
-    """A headline subset that runs in under two minutes."""
+    """A headline subset, compiled engine only: under two minutes."""
+    compiled = {"engines": ("cython",), "extra": ()}
     return [
-        Workload("tcp-conn-64", "TCP, connection per request, 64 B echo",
-                 "echo", "conn", "tcp", 64, 16,
-                 _family_servers(("sync", "threading"), engines=("cython",),
-                                 extra=())),
-        Workload("tcp-persistent-1k", "TCP, 16 persistent connections, 1 KiB echo",
-                 "echo", "persistent", "tcp", 1024, 16,
-                 _family_servers(("threading",), engines=("cython",),
-                                 naive=False, extra=())),
-        Workload("udp-64", "UDP echo, 64 B, 16 in flight",
-                 "udp", "udp", "tcp", 64, 16,
-                 _family_servers(("sync", "threading"), engines=("cython",),
-                                 naive=False, extra=())),
-        Workload("http11", "http.server handler, HTTP/1.1 keep-alive",
-                 "http", "http11", "tcp", 0, 8,
-                 _family_servers(("threading",), engines=("cython",),
-                                 naive=False, extra=())),
+        _workload("tcp-conn-64",
+                  _family_servers(("sync", "threading"), **compiled)),
+        _workload("tcp-persistent-1k",
+                  _family_servers(("threading",), naive=False, **compiled)),
+        _workload("udp-64",
+                  _family_servers(("sync", "threading"), naive=False,
+                                  **compiled)),
+        _workload("http11",
+                  _family_servers(("threading",), naive=False, **compiled)),
     ]
 
 
