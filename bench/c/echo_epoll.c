@@ -88,7 +88,7 @@ static int buf_append(char **buf, size_t *len, size_t *cap, const char *data,
 }
 
 static void conn_close(conn_t *c) {
-    epoll_ctl(g_ep, EPOLL_CTL_DEL, c->fd, NULL);
+    /* close() drops the fd from the epoll set: no EPOLL_CTL_DEL needed. */
     close(c->fd);
     if ((size_t)c->fd < g_nconns)
         g_conns[c->fd] = NULL;
@@ -331,7 +331,9 @@ static void accept_all(int lfd) {
                 continue;
             return; /* EAGAIN, or EMFILE etc: try again on next event */
         }
-        if (g_is_tcp) {
+        /* Only HTTP answers in pieces that Nagle could hold back; an echo
+         * answers each message with one write. */
+        if (g_is_tcp && g_mode == M_HTTP) {
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
