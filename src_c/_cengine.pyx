@@ -36,6 +36,7 @@ cdef extern from "<string.h>" nogil:
 
 import socket as _socket
 import threading as _threading
+from os import strerror as _os_strerror
 import _socket as _csocket
 
 from csockserver import _plan
@@ -71,8 +72,6 @@ cdef int _raise_errno(int err) except -1:
     """Raise OSError for *err*; OSError picks the subclass (ECONNABORTED...)."""
     raise OSError(err, _os_strerror(err))
 
-
-from os import strerror as _os_strerror
 
 include "transport.pxi"
 include "requests.pxi"
