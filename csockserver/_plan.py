@@ -19,9 +19,14 @@ PYTHON = 0
 # get_request
 ACCEPT = 1        # TCPServer.get_request on a plain socket.socket
 RECVFROM = 2      # UDPServer.get_request on a plain socket.socket
-# verify_request, process_request, finish_request,
-# _handle_request_noblock, service_actions, handle_timeout
+# verify_request, process_request, finish_request, _handle_request_noblock,
+# service_actions, handle_timeout, process_request_thread, collect_children
 STOCK = 1
+# process_request: the mix-ins' stock ones
+THREAD = 2        # ThreadingMixIn's: run it on a worker thread
+FORK = 3          # ForkingMixIn's: run it in a child process
+# service_actions
+REAP = 2          # ForkingMixIn's, with the stock collect_children
 # shutdown_request
 SHUT_WR_THEN_CLOSE = 1   # TCPServer's: shutdown(SHUT_WR), then close_request
 CLOSE_ONLY = 2           # BaseServer's and UDPServer's: close_request
@@ -40,7 +45,7 @@ _raw_family = _socket.socket.family.__get__
 _HOOK_NAMES = frozenset((
     "get_request", "verify_request", "process_request", "finish_request",
     "shutdown_request", "close_request", "service_actions", "handle_timeout",
-    "_handle_request_noblock",
+    "_handle_request_noblock", "process_request_thread", "collect_children",
 ))
 
 
@@ -50,7 +55,7 @@ class Plan:
     __slots__ = ("get_request", "verify_request", "process_request",
                  "finish_request", "shutdown_request", "close_request",
                  "service_actions", "handle_timeout", "handle_request_noblock",
-                 "socket")
+                 "process_request_thread", "collect_children", "socket")
 
     def __repr__(self):
         fields = ", ".join("{}={!r}".format(name, getattr(self, name))
@@ -65,7 +70,10 @@ def _stock_tables():
         ("get_request", {api.TCPServer.get_request: ACCEPT,
                          api.UDPServer.get_request: RECVFROM}),
         ("verify_request", {api.BaseServer.verify_request: STOCK}),
-        ("process_request", {api.BaseServer.process_request: STOCK}),
+        ("process_request", dict(
+            [(api.BaseServer.process_request, STOCK),
+             (api.ThreadingMixIn.process_request, THREAD)]
+            + _forking(api, "process_request", FORK))),
         ("finish_request", {api.BaseServer.finish_request: STOCK}),
         ("shutdown_request", {
             api.TCPServer.shutdown_request: SHUT_WR_THEN_CLOSE,
@@ -74,11 +82,22 @@ def _stock_tables():
         ("close_request", {api.TCPServer.close_request: CLOSE,
                            api.BaseServer.close_request: NOTHING,
                            api.UDPServer.close_request: NOTHING}),
-        ("service_actions", {api.BaseServer.service_actions: STOCK}),
+        ("service_actions", dict(
+            [(api.BaseServer.service_actions, STOCK)]
+            + _forking(api, "service_actions", REAP))),
         ("handle_timeout", {api.BaseServer.handle_timeout: STOCK}),
         ("_handle_request_noblock", {
             api.BaseServer._handle_request_noblock: STOCK}),
+        ("process_request_thread", {
+            api.ThreadingMixIn.process_request_thread: STOCK}),
+        ("collect_children", dict(_forking(api, "collect_children", STOCK))),
     )
+
+
+def _forking(api, name, kind):
+    """[(ForkingMixIn's stock *name*, kind)], or [] where there is no fork."""
+    mixin = getattr(api, "ForkingMixIn", None)
+    return [] if mixin is None else [(getattr(mixin, name), kind)]
 
 
 _TABLES = None
@@ -108,7 +127,12 @@ def make_plan(server):
     (get_request, plan.verify_request, plan.process_request,
      plan.finish_request, plan.shutdown_request, plan.close_request,
      plan.service_actions, plan.handle_timeout,
-     plan.handle_request_noblock) = kinds
+     plan.handle_request_noblock, plan.process_request_thread,
+     plan.collect_children) = kinds
+    # ForkingMixIn's service_actions only calls collect_children: the engine
+    # may reap itself only while that one is ours too.
+    if plan.service_actions == REAP and plan.collect_children != STOCK:
+        plan.service_actions = PYTHON
     sock = getattr(server, "socket", None)
     # The fast accept/recvfrom only drives a plain socket.socket of a family
     # it can decode; an SSLSocket or anything else goes through its methods.

@@ -14,6 +14,17 @@ Engine interface (``_cengine`` implements the same names):
     The stock ``_handle_request_noblock``.
 ``accept(sock)`` / ``recvfrom(sock, size)``
     What the stock ``get_request`` methods do.
+``start_thread_request(server, plan, request, client_address)`` /
+``close_threads(server)``
+    ThreadingMixIn's stock process_request, and its part of server_close
+    (``_pythreads``: worker threads, reused).
+``fork_request(server, plan, request, client_address)`` /
+``collect_children(server, blocking)``
+    ForkingMixIn's stock process_request and collect_children
+    (``_pyfork``: children reaped through pidfds, only our own).
+``fork_process()`` / ``Reaper()``
+    A fork with the interpreter's fork hooks, and the pidfd set that
+    watches children; the prefork supervisor uses both.
 
 *plan* (see ``_plan``) says which hooks are stock; every hook that is not is
 called as a Python method, at the point socketserver calls it.
@@ -27,8 +38,8 @@ import socket
 import threading
 from time import monotonic
 
-from ._plan import (ACCEPT, CLOSE, PYTHON, RECVFROM, SHUT_WR_THEN_CLOSE,
-                    STOCK)
+from ._plan import (ACCEPT, CLOSE, FORK, PYTHON, REAP, RECVFROM,
+                    SHUT_WR_THEN_CLOSE, STOCK, THREAD)
 
 # accept()/recvfrom() errors that mean "out of resources": retrying at once
 # would spin the loop, so the loop stops watching the socket for a while.
@@ -101,14 +112,37 @@ def _in_main_thread():
     return threading.current_thread() is threading.main_thread()
 
 
+def wait_for_stop(server, waker):
+    """Sleep until ``server._csock_stop`` is set, acting on signals."""
+    poller = select.poll()
+    poller.register(waker.fileno(), select.POLLIN)
+    cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else None
+    while not server._csock_stop:
+        if poller.poll(_millis(cap)):
+            waker.drain()
+
+
 def serve_forever(server, plan, fd, poll_interval, waker):
     """Serve until ``server._csock_stop`` is set; the caller resets it."""
+    if _pythreads.leads_on_workers(plan):
+        _pythreads.serve_forever_on_workers(server, plan, waker)
+        return
     poller = select.poll()
     poller.register(fd, _POLL_READY)
     poller.register(waker.fileno(), select.POLLIN)
+    # ForkingMixIn's children are reaped as their pidfds fire; without
+    # pidfds, by its service_actions every poll_interval.
+    reaper = None
+    if plan.collect_children == STOCK:
+        reaper = _pyfork.reaper_of(server)
+        if reaper.works:
+            poller.register(reaper.fileno(), select.POLLIN)
+        else:
+            reaper = None
     # With the stock (empty) service_actions there is nothing to wake up
     # for: sleep until a request or the waker arrives.
-    calls_service_actions = plan.service_actions == PYTHON
+    calls_service_actions = (plan.service_actions == PYTHON or
+                             (plan.service_actions == REAP and reaper is None))
     interval = poll_interval if calls_service_actions else None
     cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else None
     backoff = 0.0
@@ -131,8 +165,10 @@ def serve_forever(server, plan, fd, poll_interval, waker):
         for event_fd, _ in events:
             if event_fd == fd:
                 readable = True
-            else:
+            elif event_fd == waker.fileno():
                 waker.drain()
+            else:
+                _pyfork.reap_exited(server)
         if not events and (deadline is None or monotonic() < deadline):
             # Only a backstop or back-off timer expired: not an iteration
             # socketserver would have made, so no service_actions.
@@ -152,6 +188,10 @@ def serve_forever(server, plan, fd, poll_interval, waker):
         if calls_service_actions:
             server.service_actions()
             deadline = monotonic() + interval if interval is not None else None
+        elif readable and plan.service_actions == REAP:
+            # What ForkingMixIn.service_actions does after each request:
+            # wait while max_children are alive, reap the ones done.
+            _pyfork.collect_children(server)
 
 
 def handle_request(server, plan, fd, timeout):
@@ -209,29 +249,37 @@ def _handle_one(server, plan, request, client_address):
     if (plan.verify_request == STOCK
             or server.verify_request(request, client_address)):
         try:
-            if plan.process_request == STOCK:
-                _finish(server, plan, request, client_address)
-                _shutdown(server, plan, request)
+            kind = plan.process_request
+            if kind == STOCK:
+                finish(server, plan, request, client_address)
+                shut_down(server, plan, request)
+            elif kind == THREAD:
+                _pythreads.start_thread_request(server, plan, request,
+                                                client_address)
+            elif kind == FORK:
+                _pyfork.fork_request(server, plan, request, client_address)
             else:
                 server.process_request(request, client_address)
         except Exception:
             server.handle_error(request, client_address)
-            _shutdown(server, plan, request)
+            shut_down(server, plan, request)
         except:
-            _shutdown(server, plan, request)
+            shut_down(server, plan, request)
             raise
     else:
-        _shutdown(server, plan, request)
+        shut_down(server, plan, request)
 
 
-def _finish(server, plan, request, client_address):
+def finish(server, plan, request, client_address):
+    """finish_request, through the plan."""
     if plan.finish_request == STOCK:
         server.RequestHandlerClass(request, client_address, server)
     else:
         server.finish_request(request, client_address)
 
 
-def _shutdown(server, plan, request):
+def shut_down(server, plan, request):
+    """shutdown_request (and the close_request it calls), through the plan."""
     kind = plan.shutdown_request
     if kind == PYTHON:
         server.shutdown_request(request)
@@ -241,7 +289,23 @@ def _shutdown(server, plan, request):
             request.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the peer may already be gone (ENOTCONN)
+    close(server, plan, request)
+
+
+def close(server, plan, request):
+    """close_request, through the plan."""
     if plan.close_request == CLOSE:
         request.close()
     elif plan.close_request == PYTHON:
         server.close_request(request)
+
+
+def fork_process():
+    """os.fork(): the interpreter's fork hooks run around it."""
+    return os.fork()
+
+
+# The dispatch modules use the helpers above.
+from . import _pyfork, _pythreads  # noqa: E402
+from ._pyfork import Reaper, collect_children, fork_request  # noqa: E402,F401
+from ._pythreads import close_threads, start_thread_request  # noqa: E402,F401

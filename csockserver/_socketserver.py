@@ -27,6 +27,7 @@ import threading
 from io import BufferedIOBase
 
 from . import _plan
+from ._threadlist import _NoThreads, _Threads
 from ._engine import engine as _engine
 
 __all__ = ["BaseServer", "TCPServer", "UDPServer",
@@ -315,7 +316,11 @@ class UDPServer(TCPServer):
 
 if _HAVE_FORK:
     class ForkingMixIn:
-        """Mix-in that handles each request in a child process."""
+        """Mix-in that handles each request in a child process.
+
+        Children are reaped as soon as they exit, and only the server's own
+        children are ever waited for.
+        """
 
         timeout = 300
         active_children = None
@@ -326,28 +331,10 @@ if _HAVE_FORK:
         def collect_children(self, *, blocking=False):
             """Reap children that have exited.
 
-            Waits for any child while ``max_children`` are alive, then reaps
-            the ones already done (or, with *blocking*, all of them).
+            While ``max_children`` are alive, first waits for one of them to
+            exit; with *blocking*, waits for all of them.
             """
-            if self.active_children is None:
-                return
-            while len(self.active_children) >= self.max_children:
-                try:
-                    pid, _ = os.waitpid(-1, 0)
-                    self.active_children.discard(pid)
-                except ChildProcessError:
-                    self.active_children.clear()
-                except OSError:
-                    break
-            flags = 0 if blocking else os.WNOHANG
-            for pid in self.active_children.copy():
-                try:
-                    pid, _ = os.waitpid(pid, flags)
-                    self.active_children.discard(pid)
-                except ChildProcessError:
-                    self.active_children.discard(pid)
-                except OSError:
-                    pass
+            _engine.collect_children(self, blocking)
 
         def handle_timeout(self):
             """Reap children while idle in handle_request()."""
@@ -358,26 +345,10 @@ if _HAVE_FORK:
             self.collect_children()
 
         def process_request(self, request, client_address):
-            """Fork; the child handles the request and exits."""
-            pid = os.fork()
-            if pid:
-                if self.active_children is None:
-                    self.active_children = set()
-                self.active_children.add(pid)
-                self.close_request(request)
-                return
-            # In the child: never return into the serving loop.
-            status = 1
-            try:
-                self.finish_request(request, client_address)
-                status = 0
-            except Exception:
-                self.handle_error(request, client_address)
-            finally:
-                try:
-                    self.shutdown_request(request)
-                finally:
-                    os._exit(status)
+            """Fork; the child handles the request and exits (status 0, or 1
+            after handle_error), the parent closes its copy of the request."""
+            _engine.fork_request(self, _plan.make_plan(self), request,
+                                 client_address)
 
         def server_close(self):
             """Close the server, then reap (or wait for) the children."""
@@ -385,49 +356,41 @@ if _HAVE_FORK:
             self.collect_children(blocking=self.block_on_close)
 
 
-class _Threads(list):
-    """The non-daemon request threads that server_close() must join."""
-
-    def append(self, thread):
-        self.reap()
-        if thread.daemon:
-            return
-        super().append(thread)
-
-    def pop_all(self):
-        self[:], result = [], self[:]
-        return result
-
-    def join(self):
-        for thread in self.pop_all():
-            thread.join()
-
-    def reap(self):
-        """Forget threads that have finished, so the list cannot grow."""
-        self[:] = (thread for thread in self if thread.is_alive())
-
-
-class _NoThreads:
-    """Stands in for _Threads when server_close() need not join."""
-
-    def append(self, thread):
-        pass
-
-    def join(self):
-        pass
-
-
 class ThreadingMixIn:
-    """Mix-in that handles each request in its own thread."""
+    """Mix-in that handles each request on a thread of its own.
+
+    As with socketserver, no request waits for another one to finish: when
+    every worker thread is busy, a new one starts at once.  Unlike it, a
+    thread that has finished a request is reused for the next one, and
+    retires after ``thread_idle_timeout`` seconds without work.  Each
+    request starts in a fresh ``contextvars.Context``, as in a new thread;
+    ``threading.local`` values of a worker do outlive a request, as in any
+    thread pool.
+
+    Optional bounds (off by default):
+
+    ``max_threads``
+        At most this many worker threads; further requests wait until one
+        is free (in the kernel's listen backlog while serve_forever() takes
+        connections on the workers, else in a queue).
+    ``max_queued``
+        With ``max_threads`` set, at most this many requests accepted and
+        waiting for a thread; when the queue is full, process_request waits
+        for room, so the server stops accepting and new connections wait in
+        the kernel's backlog.  None is no limit.
+    """
 
     # Whether request threads are daemons (server_close() never waits).
     daemon_threads = False
     # Whether server_close() waits for non-daemon request threads.
     block_on_close = True
     _threads = _NoThreads()
+    max_threads = None
+    max_queued = None
+    thread_idle_timeout = 10.0
 
     def process_request_thread(self, request, client_address):
-        """The body of a request thread: finish, report errors, shut down."""
+        """What a request thread runs: finish, report errors, shut down."""
         try:
             self.finish_request(request, client_address)
         except Exception:
@@ -436,18 +399,17 @@ class ThreadingMixIn:
             self.shutdown_request(request)
 
     def process_request(self, request, client_address):
-        """Start a thread that runs process_request_thread()."""
+        """Hand the request to a worker thread: an idle one or a new one."""
         if self.block_on_close:
             vars(self).setdefault('_threads', _Threads())
-        t = threading.Thread(target=self.process_request_thread,
-                             args=(request, client_address))
-        t.daemon = self.daemon_threads
-        self._threads.append(t)
-        t.start()
+        _engine.start_thread_request(self, _plan.make_plan(self), request,
+                                     client_address)
 
     def server_close(self):
-        """Close the server, then join the request threads if asked to."""
+        """Close the server, stop idle workers, and join the request threads
+        that ``block_on_close`` says to wait for."""
         super().server_close()
+        _engine.close_threads(self)
         self._threads.join()
 
 

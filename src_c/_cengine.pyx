@@ -6,11 +6,13 @@ and runs the stock hooks without entering Python.  Parts, by concern:
 
 - transport.pxi: accept/recvfrom and address decoding;
 - requests.pxi:  one request's path through the hooks;
-- loop.pxi:      the waker and the serving loops.
+- loop.pxi:      the waker and the serving loops;
+- threads.pxi:   ThreadingMixIn's worker threads;
+- fork.pxi:      ForkingMixIn's children and their reaping.
 """
 
 from libc.errno cimport (errno, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM,
-                         EBADF, EINVAL)
+                         EBADF, EINVAL, ECHILD)
 from libc.math cimport ceil
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
@@ -19,6 +21,7 @@ from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.unistd cimport close, read, write
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.contextvars cimport PyContext_New, PyContext_Enter, PyContext_Exit
 
 from posixnet cimport (
     pollfd, poll, POLLIN, POLLPRI,
@@ -26,7 +29,12 @@ from posixnet cimport (
     sockaddr_un, accept4, shutdown as c_shutdown, recvfrom as c_recvfrom,
     AF_INET, AF_INET6, AF_UNIX, SOCK_CLOEXEC, SHUT_WR, MSG_DONTWAIT,
     ntohs, ntohl, inet_ntop, INET6_ADDRSTRLEN,
-    eventfd, EFD_CLOEXEC, EFD_NONBLOCK, fcntl, F_GETFL, O_NONBLOCK,
+    eventfd, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE,
+    fcntl, F_GETFL, F_SETFL, O_NONBLOCK,
+    epoll_event, epoll_create1, epoll_ctl, epoll_wait,
+    EPOLLIN, EPOLLEXCLUSIVE, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL,
+    pid_t, fork, _exit, usleep, syscall, SYS_pidfd_open, waitpid, WNOHANG,
+    PyOS_BeforeFork, PyOS_AfterFork_Parent, PyOS_AfterFork_Child,
 )
 
 cdef extern from "<string.h>" nogil:
@@ -42,6 +50,7 @@ import _socket as _csocket
 from csockserver import _plan
 from csockserver._pyengine import (BACKOFF_FIRST, BACKOFF_MAX,
                                    SIGNAL_CHECK_INTERVAL)
+from csockserver._threadlist import _Threads
 
 cdef object SocketType = _socket.socket
 cdef object _getdefaulttimeout = _socket.getdefaulttimeout
@@ -55,6 +64,9 @@ cdef object _c_close = _csocket.socket.close
 cdef enum:
     PYTHON = 0
     STOCK = 1
+    THREAD = 2
+    FORK = 3
+    REAP = 2
     ACCEPT = 1
     RECVFROM = 2
     SHUT_WR_THEN_CLOSE = 1
@@ -62,10 +74,11 @@ cdef enum:
     CLOSE = 1
     NOTHING = 2
 
-assert (_plan.PYTHON, _plan.STOCK, _plan.ACCEPT, _plan.RECVFROM,
-        _plan.SHUT_WR_THEN_CLOSE, _plan.CLOSE_ONLY, _plan.CLOSE,
-        _plan.NOTHING) == (PYTHON, STOCK, ACCEPT, RECVFROM,
-                           SHUT_WR_THEN_CLOSE, CLOSE_ONLY, CLOSE, NOTHING)
+assert (_plan.PYTHON, _plan.STOCK, _plan.THREAD, _plan.FORK, _plan.REAP,
+        _plan.ACCEPT, _plan.RECVFROM, _plan.SHUT_WR_THEN_CLOSE,
+        _plan.CLOSE_ONLY, _plan.CLOSE, _plan.NOTHING) == (
+            PYTHON, STOCK, THREAD, FORK, REAP, ACCEPT, RECVFROM,
+            SHUT_WR_THEN_CLOSE, CLOSE_ONLY, CLOSE, NOTHING)
 
 
 cdef int _raise_errno(int err) except -1:
@@ -76,3 +89,5 @@ cdef int _raise_errno(int err) except -1:
 include "transport.pxi"
 include "requests.pxi"
 include "loop.pxi"
+include "threads.pxi"
+include "fork.pxi"

@@ -199,6 +199,8 @@ cdef class _Loop:
         then looks at the shutdown flag; do the same inside a batch."""
         if self.plan.service_actions == PYTHON:
             self.server.service_actions()
+        elif self.plan.service_actions == REAP:
+            collect_children(self.server)
         return bool(self.server._csock_stop)
 
     cdef void close_pending(self) noexcept:
@@ -213,8 +215,9 @@ cdef class _Loop:
 def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     """Serve until ``server._csock_stop`` is set; the caller resets it."""
     cdef _Loop loop = _Loop()
-    cdef pollfd fds[2]
-    cdef int n, err, count, failed
+    cdef pollfd fds[3]
+    cdef int n, err, count, failed, nfds = 2
+    cdef Reaper reaper = None
     cdef double interval = -1.0, deadline = 0.0, wait, now
     cdef double backoff = 0.0, backoff_until = 0.0
     cdef double cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else -1.0
@@ -225,7 +228,22 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     loop.server = server
     loop.plan = _read_plan(plan)
     loop.plan_socket = plan.socket
-    calls_service_actions = loop.plan.service_actions == PYTHON
+    if _leads_on_workers(&loop.plan, plan.socket):
+        _serve_on_workers(server, plan, waker)
+        return
+    # ForkingMixIn's children are reaped as their pidfds fire; without
+    # pidfds, by its service_actions every poll_interval.
+    if loop.plan.collect_children == STOCK:
+        reaper = _reaper_of(server)
+        if reaper.works:
+            fds[2].fd = reaper.epoll_fd
+            fds[2].events = POLLIN
+            nfds = 3
+        else:
+            reaper = None
+    calls_service_actions = (
+        loop.plan.service_actions == PYTHON
+        or (loop.plan.service_actions == REAP and reaper is None))
     if loop.plan.handle_request_noblock == STOCK and _drives(plan.socket):
         if loop.plan.get_request == ACCEPT:
             loop.listener = ListenSocket(plan.socket)
@@ -261,13 +279,14 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                 batch_recv = True
         fds[0].revents = 0
         fds[1].revents = 0
+        fds[2].revents = 0
         count = 0
         err = 0
         with nogil:
             if listening:
-                n = poll(fds, 2, _millis(wait))
+                n = poll(fds, nfds, _millis(wait))
             else:
-                n = poll(&fds[1], 1, _millis(wait))
+                n = poll(&fds[1], nfds - 1, _millis(wait))
             err = errno
             if n > 0 and listening and fds[0].revents:
                 if batch_accept:
@@ -288,6 +307,8 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                 break
             if fds[1].revents:
                 waker.drain()
+            if nfds == 3 and fds[2].revents:
+                _reap_exited(server)
             readable = listening and fds[0].revents != 0
             if n == 0 and (interval < 0 or _now() < deadline):
                 # Only the signal backstop or the back-off timer expired:
@@ -319,6 +340,10 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                 server.service_actions()
                 if interval >= 0:
                     deadline = _now() + interval
+            elif readable and loop.plan.service_actions == REAP:
+                # What ForkingMixIn.service_actions does after a request:
+                # wait while max_children are alive, reap the ones done.
+                collect_children(server)
         finally:
             loop.close_pending()
 

@@ -13,6 +13,8 @@ cdef struct HookPlan:
     int service_actions
     int handle_timeout
     int handle_request_noblock
+    int process_request_thread
+    int collect_children
 
 
 cdef HookPlan _read_plan(plan) except *:
@@ -26,6 +28,8 @@ cdef HookPlan _read_plan(plan) except *:
     p.service_actions = plan.service_actions
     p.handle_timeout = plan.handle_timeout
     p.handle_request_noblock = plan.handle_request_noblock
+    p.process_request_thread = plan.process_request_thread
+    p.collect_children = plan.collect_children
     return p
 
 
@@ -59,6 +63,10 @@ cdef int _shutdown(object server, HookPlan *p, object request) except -1:
                 request.shutdown(SHUT_WR)
             except OSError:
                 pass
+    return _close_request(server, p, request)
+
+
+cdef int _close_request(object server, HookPlan *p, object request) except -1:
     if p.close_request == CLOSE:
         _close_socket(request)
     elif p.close_request == PYTHON:
@@ -72,7 +80,11 @@ cdef int _handle_one(object server, HookPlan *p, object request,
     if (p.verify_request == STOCK
             or server.verify_request(request, client_address)):
         try:
-            if p.process_request == STOCK:
+            if p.process_request == THREAD:
+                _start_thread_request(server, p, request, client_address)
+            elif p.process_request == FORK:
+                _fork_request(server, p, request, client_address)
+            elif p.process_request == STOCK:
                 if p.finish_request == STOCK:
                     server.RequestHandlerClass(request, client_address, server)
                 else:

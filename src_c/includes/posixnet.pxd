@@ -75,3 +75,57 @@ cdef extern from "<fcntl.h>" nogil:
     enum:
         F_GETFL
         O_NONBLOCK
+        F_SETFL
+
+cdef extern from "<sys/eventfd.h>" nogil:
+    enum:
+        EFD_SEMAPHORE
+
+cdef extern from "<sys/epoll.h>" nogil:
+    ctypedef union epoll_data_t:
+        void *ptr
+        int fd
+        uint32_t u32
+        uint64_t u64
+    struct epoll_event:
+        uint32_t events
+        epoll_data_t data
+    int epoll_create1(int flags)
+    int epoll_ctl(int epfd, int op, int fd, epoll_event *event)
+    int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
+    enum:
+        EPOLLIN
+        EPOLLEXCLUSIVE
+        EPOLL_CLOEXEC
+        EPOLL_CTL_ADD
+        EPOLL_CTL_DEL
+
+cdef extern from "<sys/types.h>" nogil:
+    ctypedef int pid_t
+
+cdef extern from "<unistd.h>" nogil:
+    pid_t fork()
+    void _exit(int status)
+    int usleep(unsigned int usec)
+    long syscall(long number, ...)
+
+cdef extern from "<sys/wait.h>" nogil:
+    pid_t waitpid(pid_t pid, int *status, int options)
+    enum:
+        WNOHANG
+
+cdef extern from *:
+    """
+    #include <sys/syscall.h>
+    #ifndef SYS_pidfd_open
+    #define SYS_pidfd_open 434  /* the same number on every architecture */
+    #endif
+    """
+    long SYS_pidfd_open
+
+cdef extern from "Python.h":
+    # What os.fork() runs around fork(): at-fork hooks, the import lock,
+    # the runtime's reinitialisation in the child.
+    void PyOS_BeforeFork()
+    void PyOS_AfterFork_Parent()
+    void PyOS_AfterFork_Child()

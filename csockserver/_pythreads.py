@@ -1,0 +1,357 @@
+"""Thread dispatch in plain Python: the twin of ``src_c/threads.pxi``.
+
+ThreadingMixIn's requests run on reused worker threads, reached in one of
+two ways:
+
+*Handoff* (``start_thread_request``): the serving thread gets and verifies
+the request and calls process_request, which queues it for a worker: a free
+idle worker is woken, or if there is none a new one starts at once.  With
+``max_threads`` reached the request waits in the queue; with ``max_queued``
+requests queued, process_request waits for room, so the serving loop stops
+accepting (new connections wait in the kernel's backlog).  Used by
+handle_request() and whenever a hook of the serving thread is overridden, so
+that those hooks run in the thread socketserver runs them in.
+
+*Leader/followers* (``serve_forever_on_workers``): while serve_forever()
+runs with the stock hooks of the serving thread, the idle workers themselves
+wait on the listening socket (the kernel wakes one per arrival:
+EPOLLEXCLUSIVE) and run what they took, so nothing crosses threads.  A
+worker about to run a request first makes sure another one is waiting,
+starting one if needed, so no request waits for another to finish.  With
+``max_threads`` busy, new connections wait in the kernel's backlog.
+
+Either way the workers are real ``threading.Thread`` objects, named as
+socketserver names its request threads; each request runs in a fresh
+``contextvars.Context`` as in a new thread; idle workers retire after
+``thread_idle_timeout`` seconds; server_close() (``close_threads``) stops
+the idle ones and joins the busy non-daemon ones when ``block_on_close``.
+"""
+
+import collections
+import contextvars
+import errno
+import os
+import select
+import socket
+import sys
+import threading
+import time
+
+from . import _pyengine as core
+from ._plan import ACCEPT, PYTHON, RECVFROM, STOCK, THREAD
+from ._threadlist import _Threads
+
+_EXCLUSIVE = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0)
+_NOT_YET = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED, errno.EINTR)
+
+
+def _workers(server):
+    """The server's live worker threads, each mapped to 'busy with a request'."""
+    workers = vars(server).get("_csock_workers")
+    if workers is None:
+        workers = server._csock_workers = {}
+    return workers
+
+
+class WorkerPool:
+    """Worker threads serving one server: from a queue, and, for a crew of
+    leader/followers, from the listening socket itself.
+
+    A pool is used once: started, then stopped, then dropped.  Its counters
+    are guarded by a lock here (the compiled twin relies on the GIL).
+    """
+
+    def __init__(self, server, plan, listener=None):
+        self.server = server
+        self.plan = plan
+        self.listener = listener        # a crew's socket, or None
+        self.workers = _workers(server)
+        self.max_threads = server.max_threads
+        self.max_queued = server.max_queued
+        self.idle_timeout = server.thread_idle_timeout
+        self.queue = collections.deque()
+        self.lock = threading.Lock()
+        self.room = threading.Condition(self.lock)
+        self.live = 0         # workers of this pool still running
+        self.waiting = 0      # workers inside wait_for_work()
+        self.signalled = 0    # queue wake-ups sent and not yet taken
+        self.stopping = False
+        self._stop_r, self._stop_w = os.pipe()
+        self._work_r, self._work_w = os.pipe()
+        for fd in (self._stop_r, self._stop_w, self._work_r, self._work_w):
+            os.set_blocking(fd, False)
+        if server.block_on_close:
+            # socketserver creates this on the first request; so do we.
+            vars(server).setdefault("_threads", _Threads())
+
+    # -- the serving side ------------------------------------------------
+
+    def submit(self, request, client_address):
+        """Queue a request and make sure a worker will take it."""
+        with self.lock:
+            while (self.max_queued is not None
+                   and len(self.queue) >= self.max_queued):
+                self.room.wait()
+            item = (request, client_address)
+            self.queue.append(item)
+            if self.waiting > self.signalled:
+                self.signalled += 1
+                os.write(self._work_w, b"\0")
+                return
+            if not self._may_grow():
+                return  # a busy worker takes it when it is done
+        try:
+            self.spawn()
+        except BaseException:
+            with self.lock:
+                try:
+                    self.queue.remove(item)
+                except ValueError:
+                    return  # a worker took it meanwhile: it will run
+            raise
+
+    def _may_grow(self):
+        return self.max_threads is None or self.live < self.max_threads
+
+    def spawn(self):
+        """Start one more worker."""
+        thread = threading.Thread(target=self.process_request_thread)
+        thread.daemon = self.server.daemon_threads
+        with self.lock:
+            self.live += 1
+            self.workers[thread] = False
+        try:
+            thread.start()
+        except BaseException:
+            with self.lock:
+                self.live -= 1
+                self.workers.pop(thread, None)
+            raise
+
+    def stop(self):
+        """Let idle workers go; return once none can touch the listener."""
+        with self.lock:
+            self.stopping = True
+            self._close_if_done()
+        if self._stop_w >= 0:
+            try:
+                os.write(self._stop_w, b"\0")
+            except OSError:
+                pass
+        while self.waiting:
+            time.sleep(0.0002)
+
+    def _close_if_done(self):
+        if self.stopping and self.live == 0 and self._stop_w >= 0:
+            for fd in (self._stop_r, self._stop_w, self._work_r, self._work_w):
+                os.close(fd)
+            self._stop_r = self._stop_w = self._work_r = self._work_w = -1
+
+    # -- the worker side -------------------------------------------------
+
+    # Named so that worker threads get socketserver's thread names,
+    # "Thread-N (process_request_thread)".
+    def process_request_thread(self):
+        """A worker: run requests until stopped or idle for too long."""
+        me = threading.current_thread()
+        poller = select.epoll()
+        try:
+            poller.register(self._stop_r, select.EPOLLIN)
+            poller.register(self._work_r, _EXCLUSIVE)
+            if self.listener is not None:
+                poller.register(self.listener.fileno(), _EXCLUSIVE)
+            while True:
+                item = self.next_request(poller)
+                if item is None:
+                    break
+                self.workers[me] = True
+                try:
+                    survived = run_request(self.server, self.plan, *item)
+                finally:
+                    self.workers[me] = False
+                if not survived:
+                    break
+        finally:
+            poller.close()
+            with self.lock:
+                self.live -= 1
+                self.workers.pop(me, None)
+                self._close_if_done()
+
+    def next_request(self, poller):
+        """The next (request, client_address) to run, or None to retire."""
+        while True:
+            with self.lock:
+                if self.queue:
+                    item = self.queue.popleft()
+                    self.room.notify()
+                    return item
+                if self.stopping:
+                    return None
+                self.waiting += 1
+            try:
+                item, timed_out = self.wait_for_work(poller)
+            finally:
+                with self.lock:
+                    self.waiting -= 1
+                    lonely = self.waiting == 0
+            if item is not None:
+                if (self.listener is not None and lonely
+                        and not self.stopping and self._may_grow()):
+                    # Someone must be waiting while this request runs.
+                    try:
+                        self.spawn()
+                    except RuntimeError:
+                        pass  # no thread to spare: serve this one anyway
+                return item
+            if timed_out:
+                with self.lock:
+                    if (not self.queue and not self.stopping
+                            and (self.listener is None or self.waiting > 0)):
+                        return None  # idle too long (a crew keeps one)
+
+    def wait_for_work(self, poller):
+        """Wait for a queued request or a new one on the listener.
+
+        Returns ``(item, timed_out)``; item None means look again.
+        """
+        if self.listener is not None:
+            item = self.take()
+            if item is not None:
+                return item, False
+        timeout = self.idle_timeout
+        events = poller.poll(-1 if timeout is None else timeout)
+        if not events:
+            return None, True
+        for fd, _ in events:
+            if fd == self._work_r:
+                try:
+                    os.read(self._work_r, 1)
+                except BlockingIOError:
+                    continue  # another worker took this wake-up
+                with self.lock:
+                    self.signalled -= 1
+            elif fd != self._stop_r and not self.stopping:
+                return self.take(), False
+        return None, False
+
+    def take(self):
+        """Take a ready connection or datagram without blocking, or None."""
+        sock = self.listener
+        try:
+            if self.plan.get_request == ACCEPT:
+                return sock.accept()
+            data, address = sock.recvfrom(self.server.max_packet_size,
+                                          socket.MSG_DONTWAIT)
+            return (data, sock), address
+        except OSError as exc:
+            if exc.errno in core.BACKOFF_ERRNOS:
+                self._back_off()
+            elif exc.errno not in _NOT_YET:
+                pass  # socketserver ignores a failed get_request too
+            return None
+
+    def _back_off(self):
+        """Out of fds or buffers: pause instead of spinning on the socket."""
+        select.select([self._stop_r], [], [], core.BACKOFF_MAX)
+
+
+def run_request(server, plan, request, client_address):
+    """Run one request as socketserver's request thread does.
+
+    Returns False when an exception escaped the request (it is reported
+    through threading.excepthook, and the worker ends, as the thread would).
+    """
+    try:
+        contextvars.Context().run(_process_request_thread, server, plan,
+                                  request, client_address)
+    except BaseException:
+        _report_escaped(*sys.exc_info())
+        return False
+    return True
+
+
+def _process_request_thread(server, plan, request, client_address):
+    if plan.process_request_thread == PYTHON:
+        server.process_request_thread(request, client_address)
+        return
+    try:
+        core.finish(server, plan, request, client_address)
+    except Exception:
+        server.handle_error(request, client_address)
+    finally:
+        core.shut_down(server, plan, request)
+
+
+def _report_escaped(exc_type, exc_value, exc_tb):
+    hook = threading.excepthook
+    try:
+        hook(threading.ExceptHookArgs(
+            [exc_type, exc_value, exc_tb, threading.current_thread()]))
+    except Exception:
+        pass  # as threading does when the hook itself fails
+    finally:
+        del exc_value, exc_tb
+
+
+def _pool_for(server, plan):
+    pool = vars(server).get("_csock_pool")
+    if pool is None or pool.stopping:
+        pool = server._csock_pool = WorkerPool(server, plan)
+    pool.plan = plan
+    return pool
+
+
+def start_thread_request(server, plan, request, client_address):
+    """ThreadingMixIn's stock process_request: hand over to a worker."""
+    _pool_for(server, plan).submit(request, client_address)
+
+
+def leads_on_workers(plan):
+    """Whether serve_forever() can let the workers take requests themselves."""
+    return (plan.process_request == THREAD
+            and plan.get_request in (ACCEPT, RECVFROM)
+            and plan.verify_request == STOCK
+            and plan.handle_request_noblock == STOCK
+            and plan.service_actions == STOCK
+            and plan.socket is not None
+            and plan.socket.gettimeout() in (None, 0.0))
+
+
+def serve_forever_on_workers(server, plan, waker):
+    """serve_forever() for a leader/followers crew (see the module doc)."""
+    sock = plan.socket
+    crew = WorkerPool(server, plan, listener=sock)
+    server._csock_crew = crew
+    # Several workers may be woken for one connection: the losers must get
+    # EAGAIN, not block, so the socket is non-blocking while they lead.
+    blocking = plan.get_request == ACCEPT and os.get_blocking(sock.fileno())
+    if blocking:
+        os.set_blocking(sock.fileno(), False)
+    try:
+        crew.spawn()
+        core.wait_for_stop(server, waker)
+    finally:
+        crew.stop()
+        if blocking and sock.fileno() >= 0:
+            os.set_blocking(sock.fileno(), True)
+        if vars(server).get("_csock_crew") is crew:
+            del server._csock_crew
+
+
+def close_threads(server):
+    """server_close()'s part: stop idle workers, join the ones it must."""
+    for name in ("_csock_pool", "_csock_crew"):
+        pool = vars(server).pop(name, None)
+        if pool is not None:
+            pool.stop()
+    workers = vars(server).get("_csock_workers")
+    if not workers:
+        return
+    me = threading.current_thread()
+    must_wait = server.block_on_close
+    for thread, busy in list(workers.items()):
+        if thread is me:
+            continue
+        if not busy or (must_wait and not thread.daemon):
+            thread.join()

@@ -1,0 +1,460 @@
+# Thread dispatch: ThreadingMixIn's requests on reused worker threads, by
+# handoff from the serving thread or by leader/followers on the listening
+# socket.  csockserver/_pythreads.py is the twin and its docstring explains
+# the algorithm; here the waits and the accepts run in C with the GIL
+# released.  Counters are plain C ints changed only while holding the GIL,
+# which makes each change atomic with respect to the other workers.
+
+cdef enum:
+    WORKER_EVENTS = 4       # epoll events taken per wait
+
+
+cdef struct Worker:
+    int epoll_fd
+    char *buffer            # datagram buffer (crews on a datagram socket)
+    Py_ssize_t buffer_size
+
+
+cdef object _new_context = PyContext_New
+cdef object _Thread = _threading.Thread
+cdef object _current_thread = _threading.current_thread
+cdef object _deque = __import__("collections").deque
+cdef object _Condition = _threading.Condition
+
+
+cdef int _epoll_add(int epoll_fd, int fd, unsigned int events) except -1:
+    cdef epoll_event event
+    event.events = events
+    event.data.fd = fd
+    if epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0:
+        _raise_errno(errno)
+    return 0
+
+
+cdef int _set_nonblocking(int fd, bint on) except -1:
+    flags = fcntl(fd, F_GETFL)
+    if flags < 0:
+        _raise_errno(errno)
+    flags = (flags | O_NONBLOCK) if on else (flags & ~O_NONBLOCK)
+    if fcntl(fd, F_SETFL, <int>flags) < 0:
+        _raise_errno(errno)
+    return 0
+
+
+cdef class WorkerPool:
+    """Worker threads serving one server: from a queue, and, for a crew of
+    leader/followers, from the listening socket itself.  Used once:
+    started, stopped, dropped."""
+    cdef object server
+    cdef HookPlan plan
+    cdef ListenSocket listener      # a crew's socket, or None
+    cdef object plan_socket
+    cdef int take_kind              # ACCEPT or RECVFROM for a crew
+    cdef dict workers               # server._csock_workers
+    cdef object queue
+    cdef object room                # Condition, only with max_queued
+    cdef Py_ssize_t max_threads, max_queued     # -1: no limit
+    cdef int idle_ms                # -1: never retire
+    cdef int live, waiting, signalled
+    cdef bint stopping
+    cdef int stop_fd, work_fd       # eventfds; stop is never drained
+
+    def __cinit__(self):
+        self.stop_fd = -1
+        self.work_fd = -1
+
+    def __init__(self, server, plan=None, listener_socket=None):
+        self.server = server
+        if plan is not None:
+            self.plan = _read_plan(plan)
+        self.workers = _workers(server)
+        self.queue = _deque()
+        self.max_threads = _limit(server.max_threads)
+        self.max_queued = _limit(server.max_queued)
+        if self.max_queued >= 0:
+            self.room = _Condition()
+        idle = server.thread_idle_timeout
+        self.idle_ms = -1 if idle is None else _millis(max(0.0, float(idle)))
+        if listener_socket is not None:
+            self.listener = ListenSocket(listener_socket)
+            self.plan_socket = listener_socket
+            self.take_kind = self.plan.get_request
+        self.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
+        if self.stop_fd < 0:
+            _raise_errno(errno)
+        self.work_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)
+        if self.work_fd < 0:
+            _raise_errno(errno)
+        if server.block_on_close:
+            # socketserver creates this on the first request; so do we.
+            server.__dict__.setdefault("_threads", _Threads())
+
+    def __dealloc__(self):
+        self.close_fds()
+
+    cdef void close_fds(self) noexcept:
+        if self.stop_fd >= 0:
+            close(self.stop_fd)
+            self.stop_fd = -1
+        if self.work_fd >= 0:
+            close(self.work_fd)
+            self.work_fd = -1
+
+    # -- the serving side ------------------------------------------------
+
+    cdef int submit(self, request, client_address) except -1:
+        """Queue a request and make sure a worker will take it."""
+        cdef uint64_t one = 1
+        if self.max_queued >= 0 and len(self.queue) >= self.max_queued:
+            with self.room:
+                while len(self.queue) >= self.max_queued:
+                    self.room.wait()
+        item = (request, client_address)
+        self.queue.append(item)
+        if self.waiting > self.signalled:
+            self.signalled += 1
+            write(self.work_fd, &one, sizeof(one))
+            return 0
+        if not self.may_grow():
+            return 0  # a busy worker takes it when it is done
+        try:
+            self.spawn()
+        except BaseException:
+            try:
+                self.queue.remove(item)
+            except ValueError:
+                return 0  # a worker took it meanwhile: it will run
+            raise
+        return 0
+
+    cdef bint may_grow(self) noexcept:
+        return self.max_threads < 0 or self.live < self.max_threads
+
+    cdef int spawn(self) except -1:
+        """Start one more worker."""
+        thread = _Thread(target=self.process_request_thread)
+        thread.daemon = self.server.daemon_threads
+        self.live += 1
+        self.workers[thread] = False
+        try:
+            thread.start()
+        except BaseException:
+            self.live -= 1
+            self.workers.pop(thread, None)
+            raise
+        return 0
+
+    def stop(self):
+        """Let idle workers go; return once none can touch the listener."""
+        cdef uint64_t one = 1
+        self.stopping = True
+        if self.stop_fd >= 0:
+            write(self.stop_fd, &one, sizeof(one))
+        while self.waiting > 0:
+            with nogil:
+                usleep(200)
+        if self.live == 0:
+            self.close_fds()
+
+    # -- the worker side -------------------------------------------------
+
+    # Named so that worker threads get socketserver's thread names,
+    # "Thread-N (process_request_thread)".
+    def process_request_thread(self):
+        """A worker: run requests until stopped or idle for too long."""
+        cdef Worker w
+        cdef bint survived
+        me = _current_thread()
+        w.buffer = NULL
+        w.buffer_size = 0
+        w.epoll_fd = epoll_create1(EPOLL_CLOEXEC)
+        try:
+            if w.epoll_fd < 0:
+                _raise_errno(errno)
+            _epoll_add(w.epoll_fd, self.stop_fd, EPOLLIN)
+            _epoll_add(w.epoll_fd, self.work_fd, EPOLLIN | EPOLLEXCLUSIVE)
+            if self.listener is not None:
+                _epoll_add(w.epoll_fd, self.listener.fd,
+                           EPOLLIN | EPOLLEXCLUSIVE)
+            while True:
+                item = self.next_request(&w)
+                if item is None:
+                    break
+                self.workers[me] = True
+                try:
+                    survived = _run_in_thread(self.server, &self.plan,
+                                              item[0], item[1])
+                finally:
+                    self.workers[me] = False
+                item = None
+                if not survived:
+                    break
+        finally:
+            if w.epoll_fd >= 0:
+                close(w.epoll_fd)
+            free(w.buffer)
+            self.live -= 1
+            self.workers.pop(me, None)
+            if self.stopping and self.live == 0:
+                self.close_fds()
+
+    cdef object next_request(self, Worker *w):
+        """The next (request, client_address) to run, or None to retire."""
+        cdef bint timed_out, lonely
+        while True:
+            if self.queue:
+                item = self.queue.popleft()
+                if self.room is not None:
+                    with self.room:
+                        self.room.notify()
+                return item
+            if self.stopping:
+                return None
+            timed_out = False
+            self.waiting += 1
+            try:
+                item = self.wait_for_work(w, &timed_out)
+            finally:
+                self.waiting -= 1
+            lonely = self.waiting == 0
+            if item is not None:
+                if lonely and not self.stopping and self.may_grow():
+                    # Someone must be waiting while this request runs.
+                    try:
+                        self.spawn()
+                    except RuntimeError:
+                        pass  # no thread to spare: serve this one anyway
+                return item
+            if (timed_out and not self.queue and not self.stopping
+                    and (self.listener is None or self.waiting > 0)):
+                return None  # idle for too long (a crew keeps one)
+
+    cdef object wait_for_work(self, Worker *w, bint *timed_out):
+        """Wait for a queued request or a new one on the listener; None
+        means look again (and *timed_out* says whether the wait expired)."""
+        cdef epoll_event events[WORKER_EVENTS]
+        cdef int n, i, err, fd
+        cdef uint64_t value
+        cdef ssize_t got
+        if self.listener is not None:
+            item = self.take(w)
+            if item is not None:
+                return item
+        with nogil:
+            n = epoll_wait(w.epoll_fd, events, WORKER_EVENTS, self.idle_ms)
+            err = errno
+        if n < 0:
+            if err != EINTR:
+                _raise_errno(err)
+            return None
+        if n == 0:
+            timed_out[0] = True
+            return None
+        for i in range(n):
+            fd = events[i].data.fd
+            if fd == self.work_fd:
+                got = read(self.work_fd, &value, sizeof(value))
+                if got == sizeof(value):
+                    self.signalled -= 1
+            elif fd != self.stop_fd and not self.stopping:
+                return self.take(w)
+        return None
+
+    cdef object take(self, Worker *w):
+        """Take a ready connection or datagram without blocking, or None."""
+        cdef sockaddr_storage addr
+        cdef socklen_t length = sizeof(addr)
+        cdef int fd = -1, err = 0
+        cdef int listen_fd = self.listener.fd
+        cdef ssize_t received = -1
+        cdef Py_ssize_t size
+        memset(&addr, 0, sizeof(addr))
+        if self.take_kind == ACCEPT:
+            with nogil:
+                fd = accept4(listen_fd, <sockaddr *>&addr, &length,
+                             SOCK_CLOEXEC)
+                err = errno
+            if fd >= 0:
+                return self.listener.wrap(fd, &addr, length)
+        else:
+            size = self.server.max_packet_size
+            if size < 0:
+                size = 0
+            if w.buffer == NULL or w.buffer_size != size:
+                free(w.buffer)
+                w.buffer = <char *>malloc(max(1, size))
+                w.buffer_size = size
+                if w.buffer == NULL:
+                    w.buffer_size = 0
+                    raise MemoryError()
+            with nogil:
+                received = c_recvfrom(listen_fd, w.buffer, size, MSG_DONTWAIT,
+                                      <sockaddr *>&addr, &length)
+                err = errno
+            if received >= 0:
+                data = PyBytes_FromStringAndSize(w.buffer, received)
+                return ((data, self.plan_socket), _address(&addr, length))
+        if _backs_off(err):
+            # Out of fds or buffers: pause instead of spinning on the socket.
+            self.pause(<int>(BACKOFF_MAX * 1000))
+        return None  # EAGAIN (another worker took it), or ignored as
+                     # socketserver ignores a failed get_request
+
+    cdef void pause(self, int millis) noexcept:
+        cdef pollfd pfd
+        pfd.fd = self.stop_fd
+        pfd.events = POLLIN
+        pfd.revents = 0
+        with nogil:
+            poll(&pfd, 1, millis)
+
+
+cdef Py_ssize_t _limit(value) except -2:
+    if value is None:
+        return -1
+    return max(0, <Py_ssize_t>value)
+
+
+cdef dict _workers(server):
+    """The server's live worker threads, each mapped to 'busy'."""
+    workers = server.__dict__.get("_csock_workers")
+    if workers is None:
+        workers = {}
+        server._csock_workers = workers
+    return workers
+
+
+cdef bint _run_in_thread(object server, HookPlan *p, object request,
+                         object client_address) except -1:
+    """Run one request as socketserver's request thread does.
+
+    Returns False when an exception escaped the request: it is reported
+    through threading.excepthook and the worker ends, as the thread would.
+    """
+    context = PyContext_New()
+    PyContext_Enter(context)
+    try:
+        if p.process_request_thread == PYTHON:
+            server.process_request_thread(request, client_address)
+        else:
+            try:
+                if p.finish_request == STOCK:
+                    server.RequestHandlerClass(request, client_address, server)
+                else:
+                    server.finish_request(request, client_address)
+            except Exception:
+                server.handle_error(request, client_address)
+            finally:
+                _shutdown(server, p, request)
+    except BaseException as exc:
+        _report_escaped(exc)
+        return False
+    finally:
+        PyContext_Exit(context)
+    return True
+
+
+cdef int _report_escaped(exc) except -1:
+    try:
+        _threading.excepthook(_threading.ExceptHookArgs(
+            [type(exc), exc, exc.__traceback__, _current_thread()]))
+    except Exception:
+        pass  # as threading does when the hook itself fails
+    return 0
+
+
+cdef WorkerPool _pool_for(server):
+    cdef WorkerPool pool = server.__dict__.get("_csock_pool")
+    if pool is None or pool.stopping:
+        pool = None
+    return pool
+
+
+cdef int _start_thread_request(object server, HookPlan *p, object request,
+                               object client_address) except -1:
+    cdef WorkerPool pool = _pool_for(server)
+    if pool is None:
+        pool = WorkerPool(server)
+        server._csock_pool = pool
+    pool.plan = p[0]
+    return pool.submit(request, client_address)
+
+
+def start_thread_request(server, plan, request, client_address):
+    """ThreadingMixIn's stock process_request: hand over to a worker."""
+    cdef HookPlan p = _read_plan(plan)
+    _start_thread_request(server, &p, request, client_address)
+
+
+cdef bint _leads_on_workers(HookPlan *p, object sock) except -1:
+    """Whether serve_forever() can let the workers take requests."""
+    return (p.process_request == THREAD
+            and (p.get_request == ACCEPT or p.get_request == RECVFROM)
+            and p.verify_request == STOCK
+            and p.handle_request_noblock == STOCK
+            and p.service_actions == STOCK
+            and _drives(sock))
+
+
+cdef int _wait_for_stop(object server, Waker waker) except -1:
+    """Sleep until ``server._csock_stop`` is set, acting on signals."""
+    cdef pollfd pfd
+    cdef int n, err
+    cdef int cap = _millis(SIGNAL_CHECK_INTERVAL) if _in_main_thread() else -1
+    pfd.fd = waker.fd
+    pfd.events = POLLIN
+    while not server._csock_stop:
+        pfd.revents = 0
+        with nogil:
+            n = poll(&pfd, 1, cap)
+            err = errno
+        if n < 0:
+            if err != EINTR:
+                _raise_errno(err)
+            PyErr_CheckSignals()
+        elif n > 0:
+            waker.drain()
+    return 0
+
+
+cdef int _serve_on_workers(object server, object plan, Waker waker) except -1:
+    """serve_forever() for a leader/followers crew (see _pythreads)."""
+    sock = plan.socket
+    cdef WorkerPool crew = WorkerPool(server, plan, sock)
+    cdef int fd = crew.listener.fd
+    cdef bint was_blocking = False
+    server._csock_crew = crew
+    # Several workers may wake for one connection: the losers must get
+    # EAGAIN, not block, so the socket is non-blocking while they lead.
+    if crew.take_kind == ACCEPT:
+        was_blocking = (fcntl(fd, F_GETFL) & O_NONBLOCK) == 0
+        if was_blocking:
+            _set_nonblocking(fd, True)
+    try:
+        crew.spawn()
+        _wait_for_stop(server, waker)
+    finally:
+        crew.stop()
+        if was_blocking and sock.fileno() == fd:
+            _set_nonblocking(fd, False)
+        if server.__dict__.get("_csock_crew") is crew:
+            del server._csock_crew
+    return 0
+
+
+def close_threads(server):
+    """server_close()'s part: stop idle workers, join the ones it must."""
+    for name in ("_csock_pool", "_csock_crew"):
+        pool = server.__dict__.pop(name, None)
+        if pool is not None:
+            pool.stop()
+    workers = server.__dict__.get("_csock_workers")
+    if not workers:
+        return
+    me = _current_thread()
+    must_wait = server.block_on_close
+    for thread, busy in list(workers.items()):
+        if thread is me:
+            continue
+        if not busy or (must_wait and not thread.daemon):
+            thread.join()
