@@ -14,5 +14,8 @@ from ._engine import IMPLEMENTATION
 from ._socketserver import *  # noqa: F401,F403  (the public API)
 from ._socketserver import __all__, _SocketWriter, _Threads, _NoThreads  # noqa: F401
 from ._standin import install, uninstall  # noqa: F401
+# Beyond socketserver (not in __all__, which stays socketserver's):
+from ._prefork import (PreforkMixIn, PreforkTCPServer,  # noqa: F401
+                       PreforkThreadingTCPServer, PreforkUDPServer)
 
 from ._version import __version__  # noqa: F401

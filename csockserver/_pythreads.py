@@ -14,8 +14,14 @@ that those hooks run in the thread socketserver runs them in.
 
 *Leader/followers* (``serve_forever_on_workers``): while serve_forever()
 runs with the stock hooks of the serving thread, the idle workers themselves
-wait on the listening socket (the kernel wakes one per arrival:
-EPOLLEXCLUSIVE) and run what they took, so nothing crosses threads.  A
+take connections (or datagrams) from the listening socket and run them, so
+nothing crosses threads.  A worker back from a request first takes what is
+already waiting without blocking; otherwise the workers wait in one epoll
+set shared by the pool (the socket's wait queue then holds one entry, not
+one per worker: with one per worker every packet paid for waking them all),
+where the socket is armed EPOLLONESHOT: the worker that gets it takes one
+request, and re-arms it only once it holds the GIL and is about to run the
+request, so at most one taken request waits for the GIL at a time.  A
 worker about to run a request first makes sure another one is waiting,
 starting one if needed, so no request waits for another to finish.  With
 ``max_threads`` busy, new connections wait in the kernel's backlog.
@@ -41,7 +47,7 @@ from . import _pyengine as core
 from ._plan import ACCEPT, PYTHON, RECVFROM, STOCK, THREAD
 from ._threadlist import _Threads
 
-_EXCLUSIVE = select.EPOLLIN | getattr(select, "EPOLLEXCLUSIVE", 0)
+_ONE_SHOT = select.EPOLLIN | select.EPOLLONESHOT
 _NOT_YET = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED, errno.EINTR)
 
 
@@ -80,6 +86,13 @@ class WorkerPool:
         self._work_r, self._work_w = os.pipe()
         for fd in (self._stop_r, self._stop_w, self._work_r, self._work_w):
             os.set_blocking(fd, False)
+        self.poller = select.epoll()
+        self.poller.register(self._stop_r, select.EPOLLIN)
+        self.poller.register(self._work_r, select.EPOLLIN)
+        self._listen_fd = -1
+        if listener is not None:
+            self._listen_fd = listener.fileno()
+            self.poller.register(self._listen_fd, _ONE_SHOT)
         if server.block_on_close:
             # socketserver creates this on the first request; so do we.
             vars(server).setdefault("_threads", _Threads())
@@ -146,6 +159,7 @@ class WorkerPool:
             for fd in (self._stop_r, self._stop_w, self._work_r, self._work_w):
                 os.close(fd)
             self._stop_r = self._stop_w = self._work_r = self._work_w = -1
+            self.poller.close()
 
     # -- the worker side -------------------------------------------------
 
@@ -154,14 +168,9 @@ class WorkerPool:
     def process_request_thread(self):
         """A worker: run requests until stopped or idle for too long."""
         me = threading.current_thread()
-        poller = select.epoll()
         try:
-            poller.register(self._stop_r, select.EPOLLIN)
-            poller.register(self._work_r, _EXCLUSIVE)
-            if self.listener is not None:
-                poller.register(self.listener.fileno(), _EXCLUSIVE)
             while True:
-                item = self.next_request(poller)
+                item = self.next_request()
                 if item is None:
                     break
                 self.workers[me] = True
@@ -172,13 +181,12 @@ class WorkerPool:
                 if not survived:
                     break
         finally:
-            poller.close()
             with self.lock:
                 self.live -= 1
                 self.workers.pop(me, None)
                 self._close_if_done()
 
-    def next_request(self, poller):
+    def next_request(self):
         """The next (request, client_address) to run, or None to retire."""
         while True:
             with self.lock:
@@ -190,7 +198,7 @@ class WorkerPool:
                     return None
                 self.waiting += 1
             try:
-                item, timed_out = self.wait_for_work(poller)
+                item, timed_out = self.wait_for_work()
             finally:
                 with self.lock:
                     self.waiting -= 1
@@ -210,29 +218,33 @@ class WorkerPool:
                             and (self.listener is None or self.waiting > 0)):
                         return None  # idle too long (a crew keeps one)
 
-    def wait_for_work(self, poller):
+    def wait_for_work(self):
         """Wait for a queued request or a new one on the listener.
 
         Returns ``(item, timed_out)``; item None means look again.
         """
         if self.listener is not None:
-            item = self.take()
+            item = self.take()  # what is already waiting, no wake-up needed
             if item is not None:
                 return item, False
         timeout = self.idle_timeout
-        events = poller.poll(-1 if timeout is None else timeout)
+        events = self.poller.poll(-1 if timeout is None else timeout, 1)
         if not events:
             return None, True
-        for fd, _ in events:
-            if fd == self._work_r:
-                try:
-                    os.read(self._work_r, 1)
-                except BlockingIOError:
-                    continue  # another worker took this wake-up
-                with self.lock:
-                    self.signalled -= 1
-            elif fd != self._stop_r and not self.stopping:
-                return self.take(), False
+        fd = events[0][0]
+        if fd == self._work_r:
+            try:
+                os.read(self._work_r, 1)
+            except BlockingIOError:
+                return None, False  # another worker took this wake-up
+            with self.lock:
+                self.signalled -= 1
+        elif fd == self._listen_fd:
+            # This worker holds the listener until it re-arms it: once it
+            # is about to run what it took (see the module docstring).
+            item = None if self.stopping else self.take()
+            self.poller.modify(self._listen_fd, _ONE_SHOT)
+            return item, False
         return None, False
 
     def take(self):
@@ -350,8 +362,15 @@ def close_threads(server):
         return
     me = threading.current_thread()
     must_wait = server.block_on_close
-    for thread, busy in list(workers.items()):
-        if thread is me:
-            continue
-        if not busy or (must_wait and not thread.daemon):
+    joined = set()
+    while True:
+        # Again after each round: a worker may have started a follower
+        # while the pools were stopping.
+        due = [thread for thread, busy in list(workers.items())
+               if thread is not me and thread not in joined
+               and (not busy or (must_wait and not thread.daemon))]
+        if not due:
+            return
+        for thread in due:
             thread.join()
+            joined.add(thread)

@@ -12,7 +12,7 @@ and runs the stock hooks without entering Python.  Parts, by concern:
 """
 
 from libc.errno cimport (errno, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM,
-                         EBADF, EINVAL, ECHILD)
+                         EBADF, EINVAL, ECHILD, EAGAIN)
 from libc.math cimport ceil
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
@@ -32,7 +32,8 @@ from posixnet cimport (
     eventfd, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE,
     fcntl, F_GETFL, F_SETFL, O_NONBLOCK,
     epoll_event, epoll_create1, epoll_ctl, epoll_wait,
-    EPOLLIN, EPOLLEXCLUSIVE, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_DEL,
+    EPOLLIN, EPOLLONESHOT, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD,
+    EPOLL_CTL_DEL,
     pid_t, fork, _exit, usleep, syscall, SYS_pidfd_open, waitpid, WNOHANG,
     PyOS_BeforeFork, PyOS_AfterFork_Parent, PyOS_AfterFork_Child,
 )

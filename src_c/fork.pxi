@@ -45,10 +45,15 @@ cdef class Reaper:
             _raise_errno(errno)
 
     def __dealloc__(self):
+        self.close()
+
+    def close(self):
         for fd in self.pidfds.values():
             close(fd)
+        self.pidfds.clear()
         if self.epoll_fd >= 0:
             close(self.epoll_fd)
+            self.epoll_fd = -1
 
     def fileno(self):
         return self.epoll_fd

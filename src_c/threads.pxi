@@ -5,14 +5,32 @@
 # released.  Counters are plain C ints changed only while holding the GIL,
 # which makes each change atomic with respect to the other workers.
 
-cdef enum:
-    WORKER_EVENTS = 4       # epoll events taken per wait
-
 
 cdef struct Worker:
-    int epoll_fd
     char *buffer            # datagram buffer (crews on a datagram socket)
     Py_ssize_t buffer_size
+    # What the last take got: an accepted fd, or a datagram's length.
+    int fd
+    ssize_t received
+    sockaddr_storage addr
+    socklen_t length
+
+
+cdef bint _take_now(Worker *w, int kind, int listen_fd, int *err) noexcept nogil:
+    """accept4() or recvfrom() without blocking; True if it got one."""
+    w.length = sizeof(sockaddr_storage)
+    memset(&w.addr, 0, sizeof(sockaddr_storage))
+    if kind == ACCEPT:
+        w.fd = accept4(listen_fd, <sockaddr *>&w.addr, &w.length, SOCK_CLOEXEC)
+        if w.fd >= 0:
+            return True
+    else:
+        w.received = c_recvfrom(listen_fd, w.buffer, w.buffer_size,
+                                MSG_DONTWAIT, <sockaddr *>&w.addr, &w.length)
+        if w.received >= 0:
+            return True
+    err[0] = errno
+    return False
 
 
 cdef object _new_context = PyContext_New
@@ -50,6 +68,7 @@ cdef class WorkerPool:
     cdef ListenSocket listener      # a crew's socket, or None
     cdef object plan_socket
     cdef int take_kind              # ACCEPT or RECVFROM for a crew
+    cdef int listener_fd
     cdef dict workers               # server._csock_workers
     cdef object queue
     cdef object room                # Condition, only with max_queued
@@ -58,10 +77,12 @@ cdef class WorkerPool:
     cdef int live, waiting, signalled
     cdef bint stopping
     cdef int stop_fd, work_fd       # eventfds; stop is never drained
+    cdef int epoll_fd               # shared by the workers, see _pythreads
 
     def __cinit__(self):
         self.stop_fd = -1
         self.work_fd = -1
+        self.epoll_fd = -1
 
     def __init__(self, server, plan=None, listener_socket=None):
         self.server = server
@@ -77,6 +98,7 @@ cdef class WorkerPool:
         self.idle_ms = -1 if idle is None else _millis(max(0.0, float(idle)))
         if listener_socket is not None:
             self.listener = ListenSocket(listener_socket)
+            self.listener_fd = self.listener.fd
             self.plan_socket = listener_socket
             self.take_kind = self.plan.get_request
         self.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
@@ -85,6 +107,13 @@ cdef class WorkerPool:
         self.work_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK | EFD_SEMAPHORE)
         if self.work_fd < 0:
             _raise_errno(errno)
+        self.epoll_fd = epoll_create1(EPOLL_CLOEXEC)
+        if self.epoll_fd < 0:
+            _raise_errno(errno)
+        _epoll_add(self.epoll_fd, self.stop_fd, EPOLLIN)
+        _epoll_add(self.epoll_fd, self.work_fd, EPOLLIN)
+        if self.listener is not None:
+            _epoll_add(self.epoll_fd, self.listener.fd, EPOLLIN | EPOLLONESHOT)
         if server.block_on_close:
             # socketserver creates this on the first request; so do we.
             server.__dict__.setdefault("_threads", _Threads())
@@ -99,6 +128,16 @@ cdef class WorkerPool:
         if self.work_fd >= 0:
             close(self.work_fd)
             self.work_fd = -1
+        if self.epoll_fd >= 0:
+            close(self.epoll_fd)
+            self.epoll_fd = -1
+
+    cdef void rearm(self) noexcept nogil:
+        """Let the next waiter take from the listener (see _pythreads)."""
+        cdef epoll_event event
+        event.events = EPOLLIN | EPOLLONESHOT
+        event.data.fd = self.listener_fd
+        epoll_ctl(self.epoll_fd, EPOLL_CTL_MOD, self.listener_fd, &event)
 
     # -- the serving side ------------------------------------------------
 
@@ -167,15 +206,7 @@ cdef class WorkerPool:
         me = _current_thread()
         w.buffer = NULL
         w.buffer_size = 0
-        w.epoll_fd = epoll_create1(EPOLL_CLOEXEC)
         try:
-            if w.epoll_fd < 0:
-                _raise_errno(errno)
-            _epoll_add(w.epoll_fd, self.stop_fd, EPOLLIN)
-            _epoll_add(w.epoll_fd, self.work_fd, EPOLLIN | EPOLLEXCLUSIVE)
-            if self.listener is not None:
-                _epoll_add(w.epoll_fd, self.listener.fd,
-                           EPOLLIN | EPOLLEXCLUSIVE)
             while True:
                 item = self.next_request(&w)
                 if item is None:
@@ -190,8 +221,6 @@ cdef class WorkerPool:
                 if not survived:
                     break
         finally:
-            if w.epoll_fd >= 0:
-                close(w.epoll_fd)
             free(w.buffer)
             self.live -= 1
             self.workers.pop(me, None)
@@ -232,73 +261,72 @@ cdef class WorkerPool:
     cdef object wait_for_work(self, Worker *w, bint *timed_out):
         """Wait for a queued request or a new one on the listener; None
         means look again (and *timed_out* says whether the wait expired)."""
-        cdef epoll_event events[WORKER_EVENTS]
-        cdef int n, i, err, fd
+        cdef epoll_event event
+        cdef int n, err = 0
         cdef uint64_t value
-        cdef ssize_t got
+        cdef bint woken = False, took = False
+        cdef bint eager = self.listener is not None
         if self.listener is not None:
-            item = self.take(w)
-            if item is not None:
-                return item
+            self.prepare_take(w)
         with nogil:
-            n = epoll_wait(w.epoll_fd, events, WORKER_EVENTS, self.idle_ms)
-            err = errno
-        if n < 0:
-            if err != EINTR:
-                _raise_errno(err)
-            return None
+            if eager and _take_now(w, self.take_kind, self.listener_fd, &err):
+                # A worker back from a request takes what is already
+                # waiting without a wake-up (the token is not involved).
+                n = -2
+                took = True
+            else:
+                n = epoll_wait(self.epoll_fd, &event, 1, self.idle_ms)
+            if n == -1:
+                err = errno
+            elif n == 1 and event.data.fd == self.work_fd:
+                woken = read(self.work_fd, &value,
+                             sizeof(value)) == sizeof(value)
+            elif n == 1 and event.data.fd == self.listener_fd:
+                # This worker holds the listener until it re-arms it.
+                if not self.stopping:
+                    took = _take_now(w, self.take_kind, self.listener_fd, &err)
+                if not took:
+                    self.rearm()
+        if woken:
+            self.signalled -= 1
+        if took:
+            if n != -2:
+                # Holding the GIL, this request is as good as started: only
+                # now may the next waiter take one, so at most one taken
+                # request waits for the GIL at a time.
+                self.rearm()
+            return self.wrap_taken(w)
+        if n == -1 and err != EINTR:
+            _raise_errno(err)
         if n == 0:
             timed_out[0] = True
-            return None
-        for i in range(n):
-            fd = events[i].data.fd
-            if fd == self.work_fd:
-                got = read(self.work_fd, &value, sizeof(value))
-                if got == sizeof(value):
-                    self.signalled -= 1
-            elif fd != self.stop_fd and not self.stopping:
-                return self.take(w)
-        return None
-
-    cdef object take(self, Worker *w):
-        """Take a ready connection or datagram without blocking, or None."""
-        cdef sockaddr_storage addr
-        cdef socklen_t length = sizeof(addr)
-        cdef int fd = -1, err = 0
-        cdef int listen_fd = self.listener.fd
-        cdef ssize_t received = -1
-        cdef Py_ssize_t size
-        memset(&addr, 0, sizeof(addr))
-        if self.take_kind == ACCEPT:
-            with nogil:
-                fd = accept4(listen_fd, <sockaddr *>&addr, &length,
-                             SOCK_CLOEXEC)
-                err = errno
-            if fd >= 0:
-                return self.listener.wrap(fd, &addr, length)
-        else:
-            size = self.server.max_packet_size
-            if size < 0:
-                size = 0
-            if w.buffer == NULL or w.buffer_size != size:
-                free(w.buffer)
-                w.buffer = <char *>malloc(max(1, size))
-                w.buffer_size = size
-                if w.buffer == NULL:
-                    w.buffer_size = 0
-                    raise MemoryError()
-            with nogil:
-                received = c_recvfrom(listen_fd, w.buffer, size, MSG_DONTWAIT,
-                                      <sockaddr *>&addr, &length)
-                err = errno
-            if received >= 0:
-                data = PyBytes_FromStringAndSize(w.buffer, received)
-                return ((data, self.plan_socket), _address(&addr, length))
-        if _backs_off(err):
+        elif _backs_off(err):
             # Out of fds or buffers: pause instead of spinning on the socket.
             self.pause(<int>(BACKOFF_MAX * 1000))
         return None  # EAGAIN (another worker took it), or ignored as
                      # socketserver ignores a failed get_request
+
+    cdef int prepare_take(self, Worker *w) except -1:
+        """Size the datagram buffer to max_packet_size as it is now."""
+        cdef Py_ssize_t size
+        if self.take_kind != RECVFROM:
+            return 0
+        size = max(0, <Py_ssize_t>self.server.max_packet_size)
+        if w.buffer == NULL or w.buffer_size != size:
+            free(w.buffer)
+            w.buffer = <char *>malloc(max(1, size))
+            w.buffer_size = size
+            if w.buffer == NULL:
+                w.buffer_size = 0
+                raise MemoryError()
+        return 0
+
+    cdef object wrap_taken(self, Worker *w):
+        """(request, client_address) for what _take_now() got."""
+        if self.take_kind == ACCEPT:
+            return self.listener.wrap(w.fd, &w.addr, w.length)
+        data = PyBytes_FromStringAndSize(w.buffer, w.received)
+        return ((data, self.plan_socket), _address(&w.addr, w.length))
 
     cdef void pause(self, int millis) noexcept:
         cdef pollfd pfd
@@ -453,8 +481,15 @@ def close_threads(server):
         return
     me = _current_thread()
     must_wait = server.block_on_close
-    for thread, busy in list(workers.items()):
-        if thread is me:
-            continue
-        if not busy or (must_wait and not thread.daemon):
+    joined = set()
+    while True:
+        # Again after each round: a worker may have started a follower
+        # while the pools were stopping.
+        due = [thread for thread, busy in list(workers.items())
+               if thread is not me and thread not in joined
+               and (not busy or (must_wait and not thread.daemon))]
+        if not due:
+            return
+        for thread in due:
             thread.join()
+            joined.add(thread)

@@ -96,8 +96,10 @@ cdef extern from "<sys/epoll.h>" nogil:
     enum:
         EPOLLIN
         EPOLLEXCLUSIVE
+        EPOLLONESHOT
         EPOLL_CLOEXEC
         EPOLL_CTL_ADD
+        EPOLL_CTL_MOD
         EPOLL_CTL_DEL
 
 cdef extern from "<sys/types.h>" nogil:

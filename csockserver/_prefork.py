@@ -1,0 +1,234 @@
+"""PreforkMixIn: several processes serving one listening socket.
+
+Beyond socketserver.  Python runs one thread of Python at a time per
+process; a prefork server uses every core by running ``processes`` copies
+of its serving loop in worker processes forked after the socket is bound.
+The kernel spreads connections (or datagrams) among the workers.
+
+The parent only supervises: it restarts a worker that dies (after a
+growing pause if workers keep dying at once), and on shutdown(), SIGTERM
+or Ctrl-C it asks every worker to stop (SIGTERM: a worker finishes its
+running requests as server_close() would, then exits) and waits for them.
+Combine it with ThreadingMixIn for threads inside each worker::
+
+    class Server(PreforkMixIn, ThreadingMixIn, TCPServer):
+        processes = 4
+
+Only serve_forever() is spread over the workers; handle_request() serves in
+the calling process, as for any other server.  Workers do not call the
+user's server_close() (it may, say, unlink a unix socket path the parent
+still serves); that runs in the parent, as usual.
+"""
+
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from ._engine import engine as _engine
+from ._socketserver import TCPServer, ThreadingMixIn, UDPServer
+
+# A worker that dies sooner than this after its start is restarted only
+# after a pause, doubling from the first value up to the second.
+_QUICK_DEATH = 1.0
+_RESTART_PAUSE_FIRST = 0.1
+_RESTART_PAUSE_MAX = 5.0
+# Main-thread wake-up bound, so that signals are acted on promptly.
+_SIGNAL_CHECK = 1.0
+# Without pidfds, how often the supervisor looks for dead workers.
+_NO_PIDFD_POLL = 0.1
+
+
+def _cpus():
+    """How many CPUs this process may run on (taskset counts)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+class PreforkMixIn:
+    """Mix-in that serves with ``processes`` worker processes."""
+
+    # Number of worker processes; None means one per usable CPU.
+    processes = None
+    # The live workers' pids, while serve_forever() runs in the parent.
+    worker_pids = frozenset()
+    _csock_prefork_parent = None   # pid of the supervisor, once serving
+
+    def serve_forever(self, poll_interval=0.5):
+        """Fork the workers and supervise them until shutdown()."""
+        if self._csock_prefork_parent not in (None, os.getpid()):
+            # A worker (forked by us) serving: the plain loop.
+            return super().serve_forever(poll_interval)
+        supervisor = _Supervisor(self, poll_interval)
+        is_shut_down = self._BaseServer__is_shut_down
+        is_shut_down.clear()
+        try:
+            supervisor.run()
+        finally:
+            self._BaseServer__shutdown_request = False
+            is_shut_down.set()
+
+
+class _Supervisor:
+    """The parent's side of a PreforkMixIn server for one serve_forever()."""
+
+    def __init__(self, server, poll_interval):
+        self.server = server
+        self.poll_interval = poll_interval
+        self.count = server.processes or _cpus()
+        if self.count < 1:
+            raise ValueError("processes must be at least 1")
+        self.started = {}          # pid -> start time
+        self.pause = 0.0
+        self.restart_at = 0.0      # when the next restart is allowed
+        self.missing = 0           # workers to (re)start
+
+    def run(self):
+        server = self.server
+        waker = _engine.Waker()
+        reaper = _engine.Reaper()
+        server._csock_waker = waker
+        server._csock_prefork_parent = os.getpid()
+        previous = self._catch_sigterm()
+        try:
+            self.missing = self.count
+            self._loop(waker, reaper)
+        finally:
+            try:
+                self._stop_workers(reaper)
+            finally:
+                server._csock_waker = None
+                server.worker_pids = frozenset()
+                if previous is not None:
+                    signal.signal(signal.SIGTERM, previous)
+                reaper.close()
+                waker.close()
+
+    def _catch_sigterm(self):
+        """SIGTERM to the parent means shutdown(); main thread only."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        server = self.server
+
+        def on_sigterm(signum, frame):
+            server._BaseServer__shutdown_request = True
+        return signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _loop(self, waker, reaper):
+        import select
+        server = self.server
+        poller = select.poll()
+        poller.register(waker.fileno(), select.POLLIN)
+        poller.register(reaper.fileno(), select.POLLIN)
+        main = threading.current_thread() is threading.main_thread()
+        while not server._csock_stop:
+            now = time.monotonic()
+            if self.missing and now >= self.restart_at:
+                self._start_missing(reaper)
+            wait = _SIGNAL_CHECK if main else None
+            if self.missing:
+                wait = max(0.0, min(wait or 1e9, self.restart_at - now))
+            if not reaper.works:
+                wait = min(wait or 1e9, _NO_PIDFD_POLL)
+            events = poller.poll(None if wait is None else wait * 1e3)
+            for fd, _ in events:
+                if fd == waker.fileno():
+                    waker.drain()
+            self._reap(reaper)
+
+    def _start_missing(self, reaper):
+        while self.missing and not self.server._csock_stop:
+            pid = _engine.fork_process()
+            if pid == 0:
+                _run_worker(self.server, self.poll_interval)  # never returns
+            self.started[pid] = time.monotonic()
+            reaper.watch(pid)
+            self.missing -= 1
+            self.server.worker_pids = frozenset(self.started)
+
+    def _reap(self, reaper, flags=os.WNOHANG):
+        """Reap dead workers; each one is to be restarted."""
+        now = time.monotonic()
+        for pid in list(self.started):
+            try:
+                done, _ = os.waitpid(pid, flags)
+            except ChildProcessError:
+                done = pid
+            if not done:
+                continue
+            started = self.started.pop(pid)
+            reaper.forget(pid)
+            self.missing += 1
+            if now - started < _QUICK_DEATH:
+                self.pause = min(_RESTART_PAUSE_MAX,
+                                 self.pause * 2 or _RESTART_PAUSE_FIRST)
+                self.restart_at = now + self.pause
+            else:
+                self.pause = 0.0
+        self.server.worker_pids = frozenset(self.started)
+
+    def _stop_workers(self, reaper):
+        """Ask every worker to stop, then wait for all of them."""
+        for pid in self.started:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        while self.started:
+            try:
+                self._reap(reaper, flags=0)
+            except KeyboardInterrupt:
+                # A second Ctrl-C: stop waiting politely.
+                for pid in self.started:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+        self.missing = 0
+
+
+def _run_worker(server, poll_interval):
+    """A worker process: serve until SIGTERM, finish requests, exit."""
+    status = 1
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+
+        def on_sigterm(signum, frame):
+            server._BaseServer__shutdown_request = True
+        signal.signal(signal.SIGTERM, on_sigterm)
+        # Forget the parent's dispatch state: its threads do not exist here.
+        for name in ("_csock_workers", "_csock_pool", "_csock_crew",
+                     "_csock_reaper", "_csock_waker"):
+            vars(server).pop(name, None)
+        server._BaseServer__shutdown_request = False
+        server.worker_pids = frozenset()
+        server.serve_forever(poll_interval)
+        _finish_requests(server)
+        status = 0
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(status)
+
+
+def _finish_requests(server):
+    """What server_close() would wait for, without closing anything the
+    user's server_close() might (a worker shares the parent's socket)."""
+    if hasattr(server, "process_request_thread"):   # ThreadingMixIn
+        _engine.close_threads(server)
+        server._threads.join()
+    if hasattr(server, "collect_children"):         # ForkingMixIn
+        server.collect_children(blocking=server.block_on_close)
+
+
+class PreforkTCPServer(PreforkMixIn, TCPServer): pass
+class PreforkUDPServer(PreforkMixIn, UDPServer): pass
+class PreforkThreadingTCPServer(PreforkMixIn, ThreadingMixIn, TCPServer): pass
