@@ -17,13 +17,16 @@ IMPL
     uvloop      the same on uvloop (prints {"skip": ...} if uvloop is missing)
 
 DISPATCH (stdlib and csock only; ignored by the others)
-    sync | threading | forking
+    sync | threading | forking | prefork (csock only: PreforkMixIn with
+    --processes worker processes, default 2)
 
 WORKLOAD
     echo  BaseRequestHandler: recv(65536) / sendall until EOF
     line  StreamRequestHandler: ``for line in self.rfile: self.wfile.write(line)``
     udp   BaseRequestHandler on a datagram server: sendto(data, client_address)
     http  http.server.BaseHTTPRequestHandler, HTTP/1.1, do_GET -> 200 "ok"
+    cpu   BaseRequestHandler echo that first spends about 1 ms of CPU in
+          Python per message (for scaling over processes)
 
 Protocol: once listening, one JSON line on stdout:
     {"address": [host, port] | path, "impl": ..., "engine": ..., "pid": ...}
@@ -44,6 +47,7 @@ import time
 WORKERS = 8            # threads of naive_pool and naive_lf
 BACKLOG = 1024         # listen backlog for every server
 STOP_WAIT = 1.2        # seconds to wait for serve_forever() to return
+CPU_LOOPS = 20000      # the cpu workload's loop: about 1 ms per message
 
 
 def emit(obj):
@@ -65,6 +69,19 @@ def handler_class(ss, workload):
                         break
                     self.request.sendall(data)
         return EchoHandler
+
+    if workload == "cpu":
+        class CPUBoundEchoHandler(ss.BaseRequestHandler):
+            def handle(self):
+                while True:
+                    data = self.request.recv(65536)
+                    if not data:
+                        break
+                    total = 0
+                    for i in range(CPU_LOOPS):
+                        total += i * i
+                    self.request.sendall(data)
+        return CPUBoundEchoHandler
 
     if workload == "line":
         class LineHandler(ss.StreamRequestHandler):
@@ -113,6 +130,8 @@ def dispatch_class(ss, dispatch, name):
     base = getattr(ss, name)
     if dispatch == "sync":
         return base
+    if dispatch == "prefork":
+        return type("Prefork" + name, (ss.PreforkMixIn, base), {})
     prefix = {"threading": "Threading", "forking": "Forking"}[dispatch]
     cls = getattr(ss, prefix + name, None)
     if cls is None:     # e.g. ForkingUnixStreamServer before Python 3.12
@@ -266,6 +285,8 @@ def run_socketserver(args, address):
     if impl in ("stdlib", "csock"):
         cls = dispatch_class(ss, args.dispatch, name)
         attrs = common_attrs(args, threading_dispatch=args.dispatch == "threading")
+        if args.dispatch == "prefork":
+            attrs["processes"] = args.processes
     elif impl == "naive_pool":
         cls = make_naive_pool(getattr(ss, name))
         attrs = common_attrs(args)
@@ -484,9 +505,11 @@ def main(argv=None):
                     choices=["stdlib", "csock", "naive_pool", "naive_lf",
                              "asyncio", "uvloop"])
     ap.add_argument("--dispatch", default="sync",
-                    choices=["sync", "threading", "forking"])
+                    choices=["sync", "threading", "forking", "prefork"])
+    ap.add_argument("--processes", type=int, default=2,
+                    help="worker processes for --dispatch prefork")
     ap.add_argument("--workload", required=True,
-                    choices=["echo", "line", "udp", "http"])
+                    choices=["echo", "line", "udp", "http", "cpu"])
     ap.add_argument("--family", default="tcp", choices=["tcp", "unix"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
@@ -494,7 +517,10 @@ def main(argv=None):
                     "(default: a fresh path in the temp dir)")
     args = ap.parse_args(argv)
     watch_for_stop()
-    if args.dispatch == "forking" and not hasattr(os, "fork"):
+    if args.dispatch == "prefork" and args.impl != "csock":
+        emit({"skip": "prefork is csockserver's (PreforkMixIn)"})
+        return 0
+    if args.dispatch in ("forking", "prefork") and not hasattr(os, "fork"):
         emit({"skip": "no os.fork on this platform"})
         return 0
 

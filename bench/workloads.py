@@ -84,8 +84,7 @@ def quick_workloads():
         _workload("tcp-persistent-1k",
                   _family_servers(("threading",), naive=False, **compiled)),
         _workload("udp-64",
-                  _family_servers(("sync", "threading"), naive=False,
-                                  **compiled)),
+                  _family_servers(("sync", "threading"), **compiled)),
         _workload("http11",
                   _family_servers(("threading",), naive=False, **compiled)),
     ]

@@ -79,7 +79,8 @@ class _Supervisor:
     def __init__(self, server, poll_interval):
         self.server = server
         self.poll_interval = poll_interval
-        self.count = server.processes or _cpus()
+        self.count = (_cpus() if server.processes is None
+                      else server.processes)
         if self.count < 1:
             raise ValueError("processes must be at least 1")
         self.started = {}          # pid -> start time
@@ -93,14 +94,23 @@ class _Supervisor:
         reaper = _engine.Reaper()
         server._csock_waker = waker
         server._csock_prefork_parent = os.getpid()
+        # The workers share the socket's open file description, and with it
+        # its O_NONBLOCK flag: set it here, for all of them, so that no
+        # worker waits in an accept() another one won, and none of them
+        # flips the flag under the others' feet.
+        fd = server.fileno()
+        was_blocking = os.get_blocking(fd)
         previous = self._catch_sigterm()
         try:
+            os.set_blocking(fd, False)
             self.missing = self.count
             self._loop(waker, reaper)
         finally:
             try:
                 self._stop_workers(reaper)
             finally:
+                if was_blocking:
+                    os.set_blocking(fd, True)
                 server._csock_waker = None
                 server.worker_pids = frozenset()
                 if previous is not None:
@@ -196,16 +206,18 @@ def _run_worker(server, poll_interval):
     status = 1
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
-
-        def on_sigterm(signum, frame):
-            server._BaseServer__shutdown_request = True
-        signal.signal(signal.SIGTERM, on_sigterm)
         # Forget the parent's dispatch state: its threads do not exist here.
         for name in ("_csock_workers", "_csock_pool", "_csock_crew",
                      "_csock_reaper", "_csock_waker"):
             vars(server).pop(name, None)
         server._BaseServer__shutdown_request = False
         server.worker_pids = frozenset()
+
+        # Only now: a SIGTERM from here on must not be undone by the reset
+        # above (before it, SIGTERM's default action ends the worker).
+        def on_sigterm(signum, frame):
+            server._BaseServer__shutdown_request = True
+        signal.signal(signal.SIGTERM, on_sigterm)
         server.serve_forever(poll_interval)
         _finish_requests(server)
         status = 0

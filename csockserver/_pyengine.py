@@ -22,6 +22,8 @@ Engine interface (``_cengine`` implements the same names):
 ``collect_children(server, blocking)``
     ForkingMixIn's stock process_request and collect_children
     (``_pyfork``: children reaped through pidfds, only our own).
+``release_reaper(server)``
+    Close the pidfd set once no child is left (ForkingMixIn.server_close).
 ``fork_process()`` / ``Reaper()``
     A fork with the interpreter's fork hooks, and the pidfd set that
     watches children; the prefork supervisor uses both.
@@ -307,5 +309,6 @@ def fork_process():
 
 # The dispatch modules use the helpers above.
 from . import _pyfork, _pythreads  # noqa: E402
-from ._pyfork import Reaper, collect_children, fork_request  # noqa: E402,F401
+from ._pyfork import (Reaper, collect_children, fork_request,  # noqa: E402,F401
+                      release_reaper)
 from ._pythreads import close_threads, start_thread_request  # noqa: E402,F401

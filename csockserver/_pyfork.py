@@ -69,6 +69,10 @@ class Reaper:
             self.forget(pid)
         self.epoll.close()
 
+    def __del__(self):
+        if not self.epoll.closed:
+            self.close()
+
 
 def reaper_of(server):
     reaper = vars(server).get("_csock_reaper")
@@ -149,3 +153,11 @@ def collect_children(server, blocking=False):
             _reap(server, reaper, pid, 0)
     else:
         reap_exited(server)
+
+
+def release_reaper(server):
+    """Close the reaper once no child is left to watch (server_close)."""
+    if not server.active_children:
+        reaper = vars(server).pop("_csock_reaper", None)
+        if reaper is not None:
+            reaper.close()

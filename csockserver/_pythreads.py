@@ -7,8 +7,9 @@ two ways:
 the request and calls process_request, which queues it for a worker: a free
 idle worker is woken, or if there is none a new one starts at once.  With
 ``max_threads`` reached the request waits in the queue; with ``max_queued``
-requests queued, process_request waits for room, so the serving loop stops
-accepting (new connections wait in the kernel's backlog).  Used by
+set, process_request returns only once fewer than ``max_queued`` requests
+are queued, so the serving loop stops accepting meanwhile (new connections
+wait in the kernel's backlog).  Used by
 handle_request() and whenever a hook of the serving thread is overridden, so
 that those hooks run in the thread socketserver runs them in.
 
@@ -102,26 +103,34 @@ class WorkerPool:
     def submit(self, request, client_address):
         """Queue a request and make sure a worker will take it."""
         with self.lock:
-            while (self.max_queued is not None
-                   and len(self.queue) >= self.max_queued):
-                self.room.wait()
             item = (request, client_address)
             self.queue.append(item)
             if self.waiting > self.signalled:
                 self.signalled += 1
                 os.write(self._work_w, b"\0")
-                return
-            if not self._may_grow():
-                return  # a busy worker takes it when it is done
-        try:
-            self.spawn()
-        except BaseException:
-            with self.lock:
-                try:
-                    self.queue.remove(item)
-                except ValueError:
-                    return  # a worker took it meanwhile: it will run
-            raise
+                grow = False
+            else:
+                grow = self._may_grow()
+        if grow:
+            try:
+                self.spawn()
+            except BaseException:
+                with self.lock:
+                    try:
+                        self.queue.remove(item)
+                    except ValueError:
+                        return  # a worker took it meanwhile: it will run
+                raise
+        self._wait_for_room()
+
+    def _wait_for_room(self):
+        """With max_queued, return only once the queue is below it again:
+        the serving loop accepts nothing meanwhile (backpressure)."""
+        if self.max_queued is None:
+            return
+        with self.lock:
+            while self.queue and len(self.queue) >= self.max_queued:
+                self.room.wait()
 
     def _may_grow(self):
         return self.max_threads is None or self.live < self.max_threads
@@ -153,6 +162,12 @@ class WorkerPool:
                 pass
         while self.waiting:
             time.sleep(0.0002)
+
+    def __del__(self):
+        if self._stop_w >= 0:   # never stopped: a server dropped unclosed
+            self.stopping = True
+            self.live = 0
+            self._close_if_done()
 
     def _close_if_done(self):
         if self.stopping and self.live == 0 and self._stop_w >= 0:
@@ -197,11 +212,15 @@ class WorkerPool:
                 if self.stopping:
                     return None
                 self.waiting += 1
+            woken = False
             try:
-                item, timed_out = self.wait_for_work()
+                item, timed_out, woken = self.wait_for_work()
             finally:
+                # Both counters in one step: submit() compares them.
                 with self.lock:
                     self.waiting -= 1
+                    if woken:
+                        self.signalled -= 1
                     lonely = self.waiting == 0
             if item is not None:
                 if (self.listener is not None and lonely
@@ -221,31 +240,31 @@ class WorkerPool:
     def wait_for_work(self):
         """Wait for a queued request or a new one on the listener.
 
-        Returns ``(item, timed_out)``; item None means look again.
+        Returns ``(item, timed_out, woken)``: item None means look again;
+        woken, that this worker consumed a queue wake-up.
         """
         if self.listener is not None:
             item = self.take()  # what is already waiting, no wake-up needed
             if item is not None:
-                return item, False
+                return item, False, False
         timeout = self.idle_timeout
         events = self.poller.poll(-1 if timeout is None else timeout, 1)
         if not events:
-            return None, True
+            return None, True, False
         fd = events[0][0]
         if fd == self._work_r:
             try:
                 os.read(self._work_r, 1)
             except BlockingIOError:
-                return None, False  # another worker took this wake-up
-            with self.lock:
-                self.signalled -= 1
-        elif fd == self._listen_fd:
+                return None, False, False  # another worker took it
+            return None, False, True
+        if fd == self._listen_fd:
             # This worker holds the listener until it re-arms it: once it
             # is about to run what it took (see the module docstring).
             item = None if self.stopping else self.take()
             self.poller.modify(self._listen_fd, _ONE_SHOT)
-            return item, False
-        return None, False
+            return item, False, False
+        return None, False, False
 
     def take(self):
         """Take a ready connection or datagram without blocking, or None."""

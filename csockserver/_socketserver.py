@@ -354,6 +354,7 @@ if _HAVE_FORK:
             """Close the server, then reap (or wait for) the children."""
             super().server_close()
             self.collect_children(blocking=self.block_on_close)
+            _engine.release_reaper(self)
 
 
 class ThreadingMixIn:
@@ -374,10 +375,10 @@ class ThreadingMixIn:
         is free (in the kernel's listen backlog while serve_forever() takes
         connections on the workers, else in a queue).
     ``max_queued``
-        With ``max_threads`` set, at most this many requests accepted and
-        waiting for a thread; when the queue is full, process_request waits
-        for room, so the server stops accepting and new connections wait in
-        the kernel's backlog.  None is no limit.
+        With ``max_threads`` set, at most this many accepted requests (at
+        least one) wait for a thread: process_request returns only once the
+        queue is below it again, so meanwhile the server accepts nothing and
+        new connections wait in the kernel's backlog.  None is no limit.
     """
 
     # Whether request threads are daemons (server_close() never waits).

@@ -208,3 +208,11 @@ def collect_children(server, bint blocking=False):
             _reap(server, reaper, pid, 0)
     else:
         _reap_exited(server)
+
+
+def release_reaper(server):
+    """Close the reaper once no child is left to watch (server_close)."""
+    if not server.active_children:
+        reaper = server.__dict__.pop("_csock_reaper", None)
+        if reaper is not None:
+            reaper.close()

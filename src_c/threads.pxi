@@ -144,26 +144,27 @@ cdef class WorkerPool:
     cdef int submit(self, request, client_address) except -1:
         """Queue a request and make sure a worker will take it."""
         cdef uint64_t one = 1
-        if self.max_queued >= 0 and len(self.queue) >= self.max_queued:
-            with self.room:
-                while len(self.queue) >= self.max_queued:
-                    self.room.wait()
         item = (request, client_address)
         self.queue.append(item)
         if self.waiting > self.signalled:
             self.signalled += 1
             write(self.work_fd, &one, sizeof(one))
-            return 0
-        if not self.may_grow():
-            return 0  # a busy worker takes it when it is done
-        try:
-            self.spawn()
-        except BaseException:
+        elif self.may_grow():
             try:
-                self.queue.remove(item)
-            except ValueError:
-                return 0  # a worker took it meanwhile: it will run
-            raise
+                self.spawn()
+            except BaseException:
+                try:
+                    self.queue.remove(item)
+                except ValueError:
+                    return 0  # a worker took it meanwhile: it will run
+                raise
+        # else a busy worker takes it when it is done.
+        if self.max_queued >= 0 and len(self.queue) >= self.max_queued:
+            # Backpressure: the serving loop accepts nothing until the
+            # queue is below max_queued again.
+            with self.room:
+                while self.queue and len(self.queue) >= self.max_queued:
+                    self.room.wait()
         return 0
 
     cdef bint may_grow(self) noexcept:
@@ -192,6 +193,7 @@ cdef class WorkerPool:
         while self.waiting > 0:
             with nogil:
                 usleep(200)
+            PyErr_CheckSignals()  # whatever happens, Ctrl-C still works
         if self.live == 0:
             self.close_fds()
 
