@@ -14,6 +14,7 @@ missing (Python 3.8, kernels before 5.3) the loop wakes every poll_interval
 and reaps each of its pids with WNOHANG, as socketserver does.
 """
 
+import errno
 import os
 import select
 import time
@@ -41,9 +42,10 @@ class Reaper:
             return False
         try:
             fd = os.pidfd_open(pid)
-        except OSError:
-            self.works = False  # e.g. ENOSYS: fall back to polling
-            return False
+        except OSError as exc:
+            if exc.errno in (errno.ENOSYS, errno.EPERM):
+                self.works = False  # no pidfds here: poll, as socketserver
+            return False            # e.g. EMFILE: this one child is polled
         self.pidfds[pid] = fd
         self.epoll.register(fd, select.EPOLLIN)
         return True

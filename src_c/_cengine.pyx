@@ -12,7 +12,7 @@ and runs the stock hooks without entering Python.  Parts, by concern:
 """
 
 from libc.errno cimport (errno, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM,
-                         EBADF, EINVAL, ECHILD, EAGAIN)
+                         EBADF, EINVAL, ECHILD, EAGAIN, ENOSYS, EPERM)
 from libc.math cimport ceil
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free

@@ -65,8 +65,9 @@ cdef class Reaper:
             return False
         fd = syscall(SYS_pidfd_open, pid, 0)
         if fd < 0:
-            self.works = False   # e.g. ENOSYS: fall back to polling
-            return False
+            if errno in (ENOSYS, EPERM):
+                self.works = False   # no pidfds here: poll, as socketserver
+            return False             # e.g. EMFILE: this one child is polled
         self.pidfds[pid] = fd
         try:
             _epoll_add(self.epoll_fd, fd, EPOLLIN)
