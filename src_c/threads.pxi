@@ -33,7 +33,6 @@ cdef bint _take_now(Worker *w, int kind, int listen_fd, int *err) noexcept nogil
     return False
 
 
-cdef object _new_context = PyContext_New
 cdef object _Thread = _threading.Thread
 cdef object _current_thread = _threading.current_thread
 cdef object _deque = __import__("collections").deque

@@ -20,7 +20,7 @@ import time
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, ServerThread,
+from conftest import (JOIN_TIMEOUT, ServerThread,
                       handle_request, needs_fork, recv_line, run_bounded,
                       serving, stream_client, wait_for)
 

@@ -22,7 +22,6 @@ import re
 import resource
 import select
 import socket
-import socketserver
 import sys
 import threading
 import time
