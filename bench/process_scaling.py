@@ -25,9 +25,15 @@ import subprocess
 import sys
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-LOADGEN = os.path.join(HERE, "_build", "loadgen")
+if __package__ in (None, ""):   # run as a script: make ``bench`` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+
+from bench import measure
+from bench.workloads import Server
+
+ROOT = measure.ROOT
+LOADGEN = os.path.join(ROOT, "bench", "_build", "loadgen")
 
 # (label, impl, dispatch, processes, server cpus)
 ECHO = [
@@ -45,39 +51,38 @@ CPU = [
 
 
 def run_one(impl, dispatch, processes, cpus, workload, duration, warmup):
-    """Start one server, load it, return requests per second."""
-    argv = ["taskset", "-c", cpus, sys.executable, "-m", "bench.servers",
-            "--impl", impl, "--dispatch", dispatch, "--workload", workload]
+    """Start one server, load it, return requests per second (None: skipped)."""
+    argv = [sys.executable, "-m", "bench.servers", "--impl", impl,
+            "--dispatch", dispatch, "--workload", workload]
     if processes:
         argv += ["--processes", str(processes)]
-    server = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.PIPE,
-                              stdout=subprocess.PIPE, text=True)
+    engine = "cython" if impl == "csock" else ""
+    server = subprocess.Popen(
+        measure._pinned(argv, cpus, True), cwd=ROOT,
+        env=measure._server_env(Server(impl, impl, dispatch, engine)),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        hello = json.loads(server.stdout.readline())
+        hello = measure._read_ready_line(server)
         if "skip" in hello:
             return None
         time.sleep(0.3)  # let prefork workers start
         host, port = hello["address"][:2]
         load = subprocess.run(
-            ["taskset", "-c", "1", LOADGEN, "--mode", "conn", "--host", host,
-             "--port", str(port), "--conns", "16", "--size", "64",
-             "--duration", str(duration), "--warmup", str(warmup),
-             "--busy-poll", "0"],
+            measure._pinned(
+                [LOADGEN, "--mode", "conn", "--host", host,
+                 "--port", str(port), "--conns", "16", "--size", "64",
+                 "--duration", str(duration), "--warmup", str(warmup),
+                 "--busy-poll", "0"], measure.CLIENT_CPU, True),
             capture_output=True, text=True, timeout=duration + warmup + 30)
         result = json.loads(load.stdout.strip().splitlines()[-1])
         if result.get("errors"):
             print("  %d errors" % result["errors"], file=sys.stderr)
         return result["rps"]
     finally:
-        server.stdin.close()
-        try:
-            server.wait(10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        measure._stop(server)
 
 
-def measure(rows, workload, repeat, duration, warmup):
+def measure_rows(rows, workload, repeat, duration, warmup):
     runs = {row[0]: [] for row in rows}
     for _ in range(repeat):
         for label, impl, dispatch, processes, cpus in rows:
@@ -112,8 +117,8 @@ def main(argv=None):
         subprocess.run([sys.executable, "-m", "bench.build"], cwd=ROOT,
                        check=True)
     started = time.monotonic()
-    echo = measure(ECHO, "echo", args.repeat, args.duration, args.warmup)
-    cpu = measure(CPU, "cpu", args.repeat, args.duration, args.warmup)
+    echo = measure_rows(ECHO, "echo", args.repeat, args.duration, args.warmup)
+    cpu = measure_rows(CPU, "cpu", args.repeat, args.duration, args.warmup)
     print("Command: `python bench/process_scaling.py --repeat %d --duration %g`"
           " (%.0f s); %d repeats, servers alternating.\n" % (
               args.repeat, args.duration, time.monotonic() - started,
