@@ -212,6 +212,10 @@ def _run_worker(server, poll_interval):
             vars(server).pop(name, None)
         server._BaseServer__shutdown_request = False
         server.worker_pids = frozenset()
+        # A lock another parent thread held at fork() stays locked here for
+        # good: give the worker its own Event (shutdown() callers in the
+        # parent take the shared one's lock).
+        server._BaseServer__is_shut_down = threading.Event()
 
         # Only now: a SIGTERM from here on must not be undone by the reset
         # above (before it, SIGTERM's default action ends the worker).
@@ -223,12 +227,12 @@ def _run_worker(server, poll_interval):
         status = 0
     except BaseException:
         traceback.print_exc()
+        sys.stderr.flush()
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(status)
+        # No flush of stdout on the way out, as with ForkingMixIn's
+        # children: its buffer's lock may be one a parent thread held at
+        # fork(), and waiting on it would keep the worker from exiting.
+        os._exit(status)
 
 
 def _finish_requests(server):
