@@ -26,7 +26,7 @@ import sys
 import threading
 from io import BufferedIOBase
 
-from . import _plan
+from . import _plan, _streams
 from ._threadlist import _NoThreads, _Threads
 from ._engine import engine as _engine
 
@@ -471,27 +471,30 @@ class StreamRequestHandler(BaseRequestHandler):
     """Handler for stream connections, with file objects on the socket.
 
     ``self.rfile`` reads from the connection (buffered by ``rbufsize``) and
-    ``self.wfile`` writes to it (unbuffered when ``wbufsize`` is 0).
+    ``self.wfile`` writes to it (unbuffered when ``wbufsize`` is 0).  With
+    the stock sizes on a plain socket both are compiled (see _streams).
+
+    Unlike socketserver, ``disable_nagle_algorithm`` defaults to True: TCP
+    connections get TCP_NODELAY, so a reply written in several pieces is
+    not held back waiting for the client's delayed ACK.  Set it to False to
+    keep the kernel's default.
     """
 
-    rbufsize = -1
-    wbufsize = 0
+    rbufsize = _streams.STOCK_RBUFSIZE
+    wbufsize = _streams.STOCK_WBUFSIZE
     # A socket timeout for the connection, or None to leave it as accepted.
     timeout = None
-    disable_nagle_algorithm = False
+    disable_nagle_algorithm = True
 
     def setup(self):
         self.connection = self.request
         if self.timeout is not None:
             self.connection.settimeout(self.timeout)
         if self.disable_nagle_algorithm:
-            self.connection.setsockopt(socket.IPPROTO_TCP,
-                                       socket.TCP_NODELAY, True)
-        self.rfile = self.connection.makefile('rb', self.rbufsize)
-        if self.wbufsize == 0:
-            self.wfile = _SocketWriter(self.connection)
-        else:
-            self.wfile = self.connection.makefile('wb', self.wbufsize)
+            _streams.disable_nagle(self.connection)
+        self.rfile = _streams.open_reader(self.connection, self.rbufsize)
+        self.wfile = _streams.open_writer(self.connection, self.wbufsize,
+                                          _SocketWriter)
 
     def finish(self):
         if not self.wfile.closed:
@@ -513,6 +516,8 @@ class _SocketWriter(BufferedIOBase):
         return True
 
     def write(self, b):
+        if self.closed:
+            raise ValueError("write to closed file")
         self._sock.sendall(b)
         with memoryview(b) as view:
             return view.nbytes

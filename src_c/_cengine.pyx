@@ -8,7 +8,8 @@ and runs the stock hooks without entering Python.  Parts, by concern:
 - requests.pxi:  one request's path through the hooks;
 - loop.pxi:      the waker and the serving loops;
 - threads.pxi:   ThreadingMixIn's worker threads;
-- fork.pxi:      ForkingMixIn's children and their reaping.
+- fork.pxi:      ForkingMixIn's children and their reaping;
+- streams.pxi:   StreamRequestHandler's rfile and wfile.
 """
 
 from libc.errno cimport (errno, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM,
@@ -16,15 +17,22 @@ from libc.errno cimport (errno, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM,
 from libc.math cimport ceil
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memset
+from libc.string cimport memchr, memcpy, memmove, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.unistd cimport close, read, write
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
+from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
+                             PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.pythread cimport (
+    PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
+    PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident,
+    NOWAIT_LOCK, WAIT_LOCK)
 from cpython.contextvars cimport PyContext_New, PyContext_Enter, PyContext_Exit
 
 from posixnet cimport (
-    pollfd, poll, POLLIN, POLLPRI,
+    pollfd, poll, POLLIN, POLLPRI, POLLOUT, recv, send,
     socklen_t, sockaddr, sockaddr_storage, sockaddr_in, sockaddr_in6,
     sockaddr_un, accept4, shutdown as c_shutdown, recvfrom as c_recvfrom,
     AF_INET, AF_INET6, AF_UNIX, SOCK_CLOEXEC, SHUT_WR, MSG_DONTWAIT,
@@ -43,6 +51,7 @@ cdef extern from "<string.h>" nogil:
 
     object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
 
+import io as _io_module
 import socket as _socket
 import threading as _threading
 from os import strerror as _os_strerror
@@ -92,3 +101,4 @@ include "requests.pxi"
 include "loop.pxi"
 include "threads.pxi"
 include "fork.pxi"
+include "streams.pxi"

@@ -13,6 +13,7 @@ cdef extern from "<poll.h>" nogil:
     enum:
         POLLIN
         POLLPRI
+        POLLOUT
         POLLERR
         POLLHUP
         POLLNVAL
@@ -27,6 +28,8 @@ cdef extern from "<sys/socket.h>" nogil:
     int accept4(int sockfd, sockaddr *addr, socklen_t *addrlen, int flags)
     ssize_t recvfrom(int sockfd, void *buf, size_t len, int flags,
                      sockaddr *src_addr, socklen_t *addrlen)
+    ssize_t recv(int sockfd, void *buf, size_t len, int flags)
+    ssize_t send(int sockfd, const void *buf, size_t len, int flags)
     int shutdown(int sockfd, int how)
     enum:
         AF_INET

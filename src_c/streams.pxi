@@ -1,0 +1,660 @@
+# StreamRequestHandler's rfile and wfile in C: a buffered reader standing in
+# for socket.makefile('rb') and a writer standing in for socketserver's
+# _SocketWriter.  Same results, same exceptions, same socket timeout rules;
+# the buffer and the syscalls stay in C, and the GIL is released only when a
+# call has to wait for the peer.  (EWOULDBLOCK is EAGAIN on Linux.)
+
+# How much a refill asks of the kernel: what BufferedReader over makefile()
+# asks, so no more is taken off the socket than the standard library takes.
+cdef Py_ssize_t DEFAULT_CHUNK = 8192
+# A buffer grown for a huge line is given back once it is this big and empty.
+cdef Py_ssize_t KEEP_AT_MOST = 65536
+# A send is first tried with the GIL held and MSG_DONTWAIT, at most this much:
+# a small reply that fits the socket buffer then costs no GIL hand-off.
+cdef Py_ssize_t SEND_WITHOUT_WAITING = 65536
+
+cdef enum:
+    # _recv_some's results besides a byte count (0 is end of file).
+    WOULD_BLOCK = -2    # a non-blocking socket (timeout 0.0) had no data
+    TIMED_OUT = -3      # the socket's timeout passed first
+
+cdef object _io_unsupported = _io_module.UnsupportedOperation
+
+
+cdef inline int _fd_of(object sock) except -1:
+    cdef int fd = sock.fileno()
+    if fd < 0:
+        _raise_errno(EBADF)    # what recv/send on a closed socket raise
+    return fd
+
+
+cdef int _wait_for(int fd, short events, double deadline) except -1:
+    """poll() fd with the GIL released until ready (1) or past deadline (0).
+
+    A negative deadline waits without limit.  EINTR runs the signal
+    handlers (which may raise) and waits again for what is left.
+    """
+    cdef pollfd entry
+    cdef int ready, err
+    cdef double left = -1.0
+    while True:
+        if deadline >= 0:
+            left = deadline - _now()
+            if left <= 0:
+                return 0
+        entry.fd = fd
+        entry.events = events
+        entry.revents = 0
+        with nogil:
+            ready = poll(&entry, 1, _millis(left))
+            err = errno
+        if ready > 0:
+            return 1
+        if ready < 0:
+            if err != EINTR:
+                _raise_errno(err)
+            PyErr_CheckSignals()
+
+
+cdef Py_ssize_t _recv_some(object sock, char *into, Py_ssize_t n) except -1:
+    """One recv() of at most n bytes, as socket.recv_into() would do it.
+
+    Returns the byte count (0 at end of file), WOULD_BLOCK or TIMED_OUT.
+    The first try holds the GIL: when data is already queued, that is the
+    cheapest way to get it.  Waiting happens with the GIL released.
+    """
+    cdef int fd = _fd_of(sock)
+    cdef ssize_t got
+    cdef int err
+    cdef double deadline = -1.0
+    cdef bint deadline_set = False
+    got = recv(fd, into, n, MSG_DONTWAIT)
+    if got >= 0:
+        return got
+    err = errno
+    timeout = None
+    while True:
+        if err == EAGAIN:
+            if not deadline_set:
+                timeout = sock.gettimeout()
+                if timeout is not None:
+                    if timeout == 0.0:
+                        return WOULD_BLOCK
+                    deadline = _now() + timeout
+                deadline_set = True
+            if timeout is None:
+                # A blocking socket: let recv() itself wait.  (If someone
+                # made the fd non-blocking behind socket's back, fall back
+                # to poll() so this cannot spin.)
+                with nogil:
+                    got = recv(fd, into, n, 0)
+                    err = errno
+                if got >= 0:
+                    return got
+                if err == EAGAIN:
+                    _wait_for(fd, POLLIN, -1.0)
+                    got = recv(fd, into, n, MSG_DONTWAIT)
+                    if got >= 0:
+                        return got
+                    err = errno
+                continue
+            if not _wait_for(fd, POLLIN, deadline):
+                return TIMED_OUT
+        elif err == EINTR:
+            PyErr_CheckSignals()
+        else:
+            _raise_errno(err)
+        got = recv(fd, into, n, MSG_DONTWAIT)
+        if got >= 0:
+            return got
+        err = errno
+
+
+cdef int _send_all(object sock, const char *data, Py_ssize_t n) except -1:
+    """socket.sendall(): everything is sent, or an exception says why not.
+
+    The socket's timeout bounds the whole call, as in sendall().  Signal
+    handlers run after an interrupted or partial send, so a handler that
+    raises stops the send.
+    """
+    cdef int fd = _fd_of(sock)
+    cdef Py_ssize_t sent = 0, part
+    cdef ssize_t result
+    cdef int err
+    cdef bint try_now = True
+    cdef double deadline = -1.0
+    cdef bint deadline_set = False
+    timeout = None
+    while sent < n:
+        part = n - sent
+        if try_now:
+            if part > SEND_WITHOUT_WAITING:
+                part = SEND_WITHOUT_WAITING
+            result = send(fd, data + sent, part, MSG_DONTWAIT)
+            err = errno
+            try_now = False
+        elif timeout is None:
+            with nogil:
+                result = send(fd, data + sent, part, 0)
+                err = errno
+        else:
+            with nogil:
+                result = send(fd, data + sent, part, MSG_DONTWAIT)
+                err = errno
+        if result >= 0:
+            sent += result
+            if sent < n:
+                PyErr_CheckSignals()
+            continue
+        if err == EINTR:
+            PyErr_CheckSignals()
+        elif err == EAGAIN:
+            if not deadline_set:
+                timeout = sock.gettimeout()
+                if timeout is not None and timeout > 0.0:
+                    deadline = _now() + timeout
+                deadline_set = True
+            if timeout is None:
+                if fcntl(fd, F_GETFL) & O_NONBLOCK:
+                    _wait_for(fd, POLLOUT, -1.0)
+            elif timeout == 0.0:
+                _raise_errno(err)      # BlockingIOError, as sendall()
+            elif not _wait_for(fd, POLLOUT, deadline):
+                raise _socket.timeout("timed out")
+        else:
+            _raise_errno(err)
+    return 0
+
+
+cdef inline Py_ssize_t _size_argument(object size) except? -2:
+    """read()'s size: None or a negative number mean 'all'."""
+    if size is None:
+        return -1
+    return size.__index__()
+
+
+cdef class SocketReader:
+    """A buffered binary reader over a connected socket.
+
+    Behaves as ``sock.makefile('rb')`` does for everything a request
+    handler uses of it: read, read1, readline, readlines, readinto,
+    readinto1, peek, iteration, fileno, close.  The socket's own timeout
+    applies to each wait for data, and the socket stays open until this
+    reader is closed (as with makefile()).
+    """
+    cdef object _sock
+    cdef char *_buf
+    cdef Py_ssize_t _size          # bytes allocated at _buf
+    cdef Py_ssize_t _pos, _end     # unread data is _buf[_pos:_end]
+    cdef Py_ssize_t _chunk         # one refill's size
+    cdef bint _closed
+    cdef bint _timed_out           # makefile()'s reader refuses to go on
+    cdef PyThread_type_lock _lock  # one reading thread at a time
+    cdef unsigned long _owner
+    cdef object __weakref__
+
+    def __cinit__(self, sock, Py_ssize_t buffer_size=DEFAULT_CHUNK):
+        if buffer_size <= 0:
+            raise ValueError("buffer size must be strictly positive")
+        self._lock = PyThread_allocate_lock()
+        if self._lock == NULL:
+            raise MemoryError()
+        self._chunk = buffer_size
+        self._sock = sock
+        # Counted as one of the socket's files: socket.close() leaves the
+        # fd open until this reader is closed too, as for makefile().
+        sock._io_refs += 1
+
+    def __dealloc__(self):
+        PyMem_Free(self._buf)
+        if self._lock != NULL:
+            PyThread_free_lock(self._lock)
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    # -- one reader at a time, as BufferedReader's own lock ensures --------
+
+    cdef int _enter(self) except -1:
+        cdef unsigned long me = PyThread_get_thread_ident()
+        if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            if self._owner == me:
+                raise RuntimeError("reentrant call inside %r" % (self,))
+            with nogil:
+                PyThread_acquire_lock(self._lock, WAIT_LOCK)
+        self._owner = me
+        return 0
+
+    cdef inline void _leave(self) noexcept:
+        self._owner = 0
+        PyThread_release_lock(self._lock)
+
+    cdef inline int _check_open(self, str message) except -1:
+        if self._closed:
+            raise ValueError(message)
+        return 0
+
+    # -- the buffer ----------------------------------------------------------
+
+    cdef int _reserve(self, Py_ssize_t extra) except -1:
+        """Room for `extra` more bytes after _end, keeping the unread data."""
+        cdef Py_ssize_t unread = self._end - self._pos
+        cdef Py_ssize_t size
+        cdef char *grown
+        if self._size - self._end >= extra:
+            return 0
+        if self._pos:
+            memmove(self._buf, self._buf + self._pos, unread)
+            self._pos = 0
+            self._end = unread
+            if self._size - self._end >= extra:
+                return 0
+        size = self._size * 2
+        if size < unread + extra:
+            size = unread + extra
+        grown = <char *>PyMem_Realloc(self._buf, size)
+        if grown == NULL:
+            raise MemoryError()
+        self._buf = grown
+        self._size = size
+        return 0
+
+    cdef void _release_spare(self) noexcept:
+        """Give back a buffer that a huge line or read() grew, once empty."""
+        if self._pos == self._end:
+            self._pos = self._end = 0
+            if self._size > KEEP_AT_MOST:
+                PyMem_Free(self._buf)
+                self._buf = NULL
+                self._size = 0
+
+    cdef Py_ssize_t _recv_into(self, char *into, Py_ssize_t n) except -1:
+        """_recv_some() with makefile()'s rule: no reading after a timeout."""
+        if self._timed_out:
+            raise OSError("cannot read from timed out object")
+        got = _recv_some(self._sock, into, n)
+        if got == TIMED_OUT:
+            self._timed_out = True
+            raise _socket.timeout("timed out")
+        return got
+
+    cdef Py_ssize_t _fill(self) except -1:
+        """Append one refill to the buffer; returns what _recv_some does."""
+        self._reserve(self._chunk)
+        got = self._recv_into(self._buf + self._end, self._chunk)
+        if got > 0:
+            self._end += got
+        return got
+
+    cdef object _take(self, Py_ssize_t n):
+        """The next n buffered bytes, consumed."""
+        data = PyBytes_FromStringAndSize(self._buf + self._pos, n)
+        self._pos += n
+        self._release_spare()
+        return data
+
+    # -- reading, with the lock held ------------------------------------------
+
+    cdef object _readline(self, Py_ssize_t limit):
+        cdef Py_ssize_t scanned = 0, unread, window
+        cdef char *newline
+        while True:
+            unread = self._end - self._pos
+            window = unread if limit < 0 or limit > unread else limit
+            if window > scanned:
+                newline = <char *>memchr(self._buf + self._pos + scanned,
+                                         b'\n', window - scanned)
+                if newline != NULL:
+                    return self._take(newline - (self._buf + self._pos) + 1)
+                scanned = window
+            if limit >= 0 and unread >= limit:
+                return self._take(limit)
+            if self._fill() <= 0:      # end of file, or nothing yet
+                return self._take(window)
+
+    cdef object _read_all(self):
+        cdef Py_ssize_t got
+        while True:
+            self._reserve(self._chunk)
+            got = self._recv_into(self._buf + self._end,
+                                  self._size - self._end)
+            if got == 0:
+                break
+            if got == WOULD_BLOCK:
+                if self._end == self._pos:
+                    return None
+                break
+            self._end += got
+        return self._take(self._end - self._pos)
+
+    cdef object _read(self, Py_ssize_t n):
+        cdef Py_ssize_t unread = self._end - self._pos
+        cdef Py_ssize_t got
+        if n < 0:
+            return self._read_all()
+        if n <= unread:
+            return self._take(n)
+        data = PyBytes_FromStringAndSize(NULL, n)
+        got = self._copy_into(PyBytes_AS_STRING(data), n, True)
+        if got == WOULD_BLOCK:
+            return None
+        if got < n:
+            return data[:got]
+        return data
+
+    cdef Py_ssize_t _copy_into(self, char *out, Py_ssize_t n,
+                               bint until_full) except -1:
+        """Fill out[:n] from the buffer, then from the socket.
+
+        Large remainders are received straight into out (nothing is read
+        beyond n); small ones go through the buffer.  Stops after one
+        socket read unless until_full; returns the count, or WOULD_BLOCK if
+        nothing at all could be had without waiting.
+        """
+        cdef Py_ssize_t got = self._end - self._pos, result = 0, part
+        if got > n:
+            got = n
+        memcpy(out, self._buf + self._pos, got)
+        self._pos += got
+        self._release_spare()
+        if got and not until_full:
+            return got
+        while got < n:
+            part = n - got
+            if part >= self._chunk:
+                result = self._recv_into(out + got, part)
+                if result <= 0:
+                    break
+                got += result
+            else:
+                result = self._fill()
+                if result <= 0:
+                    break
+                if part > self._end - self._pos:
+                    part = self._end - self._pos
+                memcpy(out + got, self._buf + self._pos, part)
+                self._pos += part
+                got += part
+                self._release_spare()
+            if not until_full:
+                break
+        if got == 0 and result == WOULD_BLOCK:
+            return WOULD_BLOCK
+        return got
+
+    cdef object _readinto(self, object buffer, bint until_full):
+        cdef Py_buffer view
+        cdef Py_ssize_t got
+        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        try:
+            if view.len == 0:
+                return 0
+            got = self._copy_into(<char *>view.buf, view.len, until_full)
+        finally:
+            PyBuffer_Release(&view)
+        if got == WOULD_BLOCK:
+            return None
+        return got
+
+    # -- the file interface ----------------------------------------------------
+
+    def read(self, size=-1):
+        """Up to size bytes (all until end of file if size is negative)."""
+        cdef Py_ssize_t n = _size_argument(size)
+        self._check_open("read of closed file")
+        if n == 0:
+            return b""
+        self._enter()
+        try:
+            return self._read(n)
+        finally:
+            self._leave()
+
+    def read1(self, size=-1):
+        """Buffered bytes if there are any, else the result of one recv()."""
+        cdef Py_ssize_t n = _size_argument(size)
+        cdef Py_ssize_t unread
+        self._check_open("read of closed file")
+        if n < 0:
+            n = self._chunk
+        if n == 0:
+            return b""
+        self._enter()
+        try:
+            unread = self._end - self._pos
+            if unread == 0:
+                if n > self._chunk:
+                    data = PyBytes_FromStringAndSize(NULL, n)
+                    got = self._recv_into(PyBytes_AS_STRING(data), n)
+                    return data[:got] if got > 0 else b""
+                if self._fill() <= 0:
+                    return b""
+                unread = self._end - self._pos
+            return self._take(n if n < unread else unread)
+        finally:
+            self._leave()
+
+    def readline(self, size=-1):
+        """One line, newline included; at most size bytes if size >= 0."""
+        cdef Py_ssize_t limit = _size_argument(size)
+        self._check_open("readline of closed file")
+        self._enter()
+        try:
+            return self._readline(limit)
+        finally:
+            self._leave()
+
+    def readlines(self, hint=-1):
+        """The remaining lines, stopping once hint bytes have been read."""
+        cdef Py_ssize_t limit = _size_argument(hint)
+        cdef Py_ssize_t total = 0
+        self._check_open("I/O operation on closed file.")
+        lines = []
+        self._enter()
+        try:
+            while True:
+                line = self._readline(-1)
+                if not line:
+                    break
+                lines.append(line)
+                total += len(line)
+                if 0 < limit <= total:
+                    break
+        finally:
+            self._leave()
+        return lines
+
+    def readinto(self, buffer):
+        """Fill buffer as far as the data goes; the count of bytes."""
+        self._check_open("readinto of closed file")
+        self._enter()
+        try:
+            return self._readinto(buffer, True)
+        finally:
+            self._leave()
+
+    def readinto1(self, buffer):
+        """readinto() with at most one recv()."""
+        self._check_open("readinto of closed file")
+        self._enter()
+        try:
+            return self._readinto(buffer, False)
+        finally:
+            self._leave()
+
+    def peek(self, size=0):
+        """Buffered bytes, not consumed; refills once if there are none."""
+        self._check_open("peek of closed file")
+        self._enter()
+        try:
+            if self._end == self._pos and self._fill() <= 0:
+                return b""
+            return PyBytes_FromStringAndSize(self._buf + self._pos,
+                                             self._end - self._pos)
+        finally:
+            self._leave()
+
+    def __iter__(self):
+        self._check_open("I/O operation on closed file.")
+        return self
+
+    def __next__(self):
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def fileno(self):
+        self._check_open("I/O operation on closed file.")
+        return self._sock.fileno()
+
+    def readable(self):
+        self._check_open("I/O operation on closed socket.")
+        return True
+
+    def writable(self):
+        self._check_open("I/O operation on closed socket.")
+        return False
+
+    def seekable(self):
+        self._check_open("I/O operation on closed socket.")
+        return False
+
+    def isatty(self):
+        self._check_open("I/O operation on closed file.")
+        return False
+
+    def flush(self):
+        self._check_open("I/O operation on closed file.")
+
+    def tell(self):
+        raise _io_unsupported("seek")
+
+    def seek(self, offset, whence=0):
+        raise _io_unsupported("seek")
+
+    def close(self):
+        """Close the reader (not the socket, unless socket.close() waits on it)."""
+        if self._closed:
+            return
+        self._closed = True
+        # Free the buffer now unless a read in another thread is using it;
+        # then __dealloc__ will.
+        if PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+            PyMem_Free(self._buf)
+            self._buf = NULL
+            self._size = self._pos = self._end = 0
+            PyThread_release_lock(self._lock)
+        self._sock._decref_socketios()
+
+    @property
+    def closed(self):
+        return self._closed
+
+    @property
+    def name(self):
+        return -1 if self._closed else self._sock.fileno()
+
+    @property
+    def mode(self):
+        return "rb"
+
+    def __enter__(self):
+        self._check_open("I/O operation on closed file.")
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __repr__(self):
+        return "<csockserver SocketReader name=%r>" % (self.name,)
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle %r object" % type(self).__name__)
+
+
+cdef class SocketWriter:
+    """An unbuffered binary writer over a connected socket.
+
+    Each write() sends all it is given before returning its length, as
+    socketserver's _SocketWriter does; the socket's timeout bounds the
+    whole send.  Closing the writer leaves the socket open.
+    """
+    cdef object _sock
+    cdef bint _closed
+    cdef object __weakref__
+
+    def __cinit__(self, sock):
+        self._sock = sock
+
+    def write(self, data):
+        """Send every byte of data (any bytes-like object); its length."""
+        cdef Py_buffer view
+        if self._closed:
+            raise ValueError("write to closed file")
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            _send_all(self._sock, <const char *>view.buf, view.len)
+            return view.len
+        finally:
+            PyBuffer_Release(&view)
+
+    def writelines(self, lines):
+        if self._closed:
+            raise ValueError("I/O operation on closed file.")
+        for data in lines:
+            self.write(data)
+
+    def flush(self):
+        if self._closed:
+            raise ValueError("I/O operation on closed file.")
+
+    def fileno(self):
+        return self._sock.fileno()
+
+    def writable(self):
+        return True
+
+    def readable(self):
+        return False
+
+    def seekable(self):
+        return False
+
+    def isatty(self):
+        if self._closed:
+            raise ValueError("I/O operation on closed file.")
+        return False
+
+    def read(self, size=-1):
+        raise _io_unsupported("read")
+
+    def detach(self):
+        raise _io_unsupported("detach")
+
+    def close(self):
+        self._closed = True
+
+    @property
+    def closed(self):
+        return self._closed
+
+    def __enter__(self):
+        if self._closed:
+            raise ValueError("I/O operation on closed file.")
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def __reduce__(self):
+        raise TypeError("cannot pickle %r object" % type(self).__name__)
+
+
+# isinstance(rfile, io.BufferedIOBase) holds for the standard library's
+# files; it holds for these too.
+_io_module.BufferedIOBase.register(SocketReader)
+_io_module.BufferedIOBase.register(SocketWriter)
