@@ -1,0 +1,190 @@
+"""http.server handlers under wrk: the stdlib's servers against csockserver.http.
+
+    python bench/http_wrk.py [--repeat 5] [--duration 3] [--out -]
+
+Needs ``wrk`` (Debian package ``wrk``).  The handler is what a user writes
+with http.server: ``do_GET`` sends 200 with a 2-byte body (``log_message``
+silenced).  ``http10`` keeps the handler's default protocol (HTTP/1.0: the
+server closes each connection) and wrk sends ``Connection: close``;
+``http11`` sets ``protocol_version = "HTTP/1.1"`` and wrk keeps its
+connections alive.  wrk runs ``-t1 -c8`` pinned to CPU 1, the server to CPU
+0; each repeat runs every server once, alternating, and the figures are
+medians over the repeats.
+
+Servers (all ThreadingHTTPServer with the same handler code):
+- ``stdlib``: http.server's, the handler as users write it (Nagle on);
+- ``stdlib nodelay``: the same with ``disable_nagle_algorithm = True``;
+- ``csock``: csockserver.http's, handler derived from
+  csockserver.http.BaseHTTPRequestHandler (compiled rfile/wfile);
+- ``csock, stdlib handler``: csockserver.http's server, handler derived
+  from http.server.BaseHTTPRequestHandler (only the server line changed).
+
+Internally, ``--serve VARIANT --protocol P`` runs one server (one JSON line
+with its address on stdout, then serves until SIGTERM).
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+
+if __package__ in (None, ""):   # run as a script: make ``bench`` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+
+from bench import measure
+from bench.workloads import Server
+
+VARIANTS = ["stdlib", "stdlib nodelay", "csock", "csock, stdlib handler"]
+PROTOCOLS = {"http10": "HTTP/1.0", "http11": "HTTP/1.1"}
+SERVER_CPU, CLIENT_CPU = "0", "1"
+
+
+# -- one server ----------------------------------------------------------------
+
+def build_server(variant, protocol):
+    """(server class, handler class) for a variant, imported as users would."""
+    import http.server
+    if variant.startswith("csock"):
+        import csockserver.http as chttp
+        server_class = chttp.ThreadingHTTPServer
+        base = (http.server.BaseHTTPRequestHandler
+                if variant == "csock, stdlib handler"
+                else chttp.BaseHTTPRequestHandler)
+    else:
+        server_class = http.server.ThreadingHTTPServer
+        base = http.server.BaseHTTPRequestHandler
+
+    class OkHandler(base):
+        protocol_version = PROTOCOLS[protocol]
+        if variant == "stdlib nodelay":
+            disable_nagle_algorithm = True
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, format, *args):
+            pass
+
+    return server_class, OkHandler
+
+
+def serve(variant, protocol):
+    server_class, handler = build_server(variant, protocol)
+    server_class.request_queue_size = 1024
+    server = server_class(("127.0.0.1", 0), handler)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    print(json.dumps({"address": list(server.server_address)}), flush=True)
+    while not stop.wait(1.0):
+        pass
+    server.shutdown()
+    server.server_close()
+
+
+# -- measuring -------------------------------------------------------------------
+
+def wrk(address, protocol, duration):
+    """Requests per second and p50 latency (ms) from one wrk run."""
+    argv = ["wrk", "-t1", "-c8", "-d%ds" % max(1, round(duration)), "--latency"]
+    if protocol == "http10":
+        argv += ["-H", "Connection: close"]
+    argv.append("http://%s:%d/" % tuple(address))
+    out = subprocess.run(measure._pinned(argv, CLIENT_CPU, True),
+                         capture_output=True, text=True, check=True,
+                         timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", out)
+    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3}[p50.group(2)]
+    errors = re.search(r"Socket errors:.*|Non-2xx.*", out)
+    return rps, float(p50.group(1)) * scale, errors.group(0) if errors else ""
+
+
+def run_one(variant, protocol, duration):
+    engine = "cython" if variant.startswith("csock") else ""
+    env = measure._server_env(Server(variant, "csock" if engine else "stdlib",
+                                     "threading", engine))
+    argv = [sys.executable, os.path.abspath(__file__), "--serve", variant,
+            "--protocol", protocol]
+    proc = subprocess.Popen(measure._pinned(argv, SERVER_CPU, True), env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=measure.ROOT)
+    try:
+        address = measure._read_ready_line(proc)["address"]
+        wrk(address, protocol, 1)                    # warm up
+        return wrk(address, protocol, duration)
+    finally:
+        measure._stop(proc)
+
+
+def compare(repeat, duration):
+    results = {(p, v): [] for p in PROTOCOLS for v in VARIANTS}
+    for round_ in range(repeat):
+        for protocol in PROTOCOLS:
+            for variant in VARIANTS:
+                rps, p50, errors = run_one(variant, protocol, duration)
+                results[protocol, variant].append((rps, p50))
+                print("round %d %s %-24s %9.0f req/s  p50 %.2f ms %s" % (
+                    round_ + 1, protocol, variant, rps, p50, errors),
+                    file=sys.stderr, flush=True)
+    return results
+
+
+def report(results, repeat, duration):
+    lines = ["| protocol | server | req/s (median) | p50 ms | vs stdlib "
+             "| vs stdlib nodelay |", "|---|---|---:|---:|---:|---:|"]
+    for protocol in PROTOCOLS:
+        median = {v: statistics.median(r for r, _ in results[protocol, v])
+                  for v in VARIANTS}
+        for variant in VARIANTS:
+            p50 = statistics.median(p for _, p in results[protocol, variant])
+            lines.append("| %s | %s | %.0f | %.2f | %.2f× | %.2f× |" % (
+                protocol, variant, median[variant], p50,
+                median[variant] / median["stdlib"],
+                median[variant] / median["stdlib nodelay"]))
+    lines.append("")
+    lines.append("Medians of %d rounds of %gs each (wrk -t1 -c8, pinned to "
+                 "CPU %s; servers on CPU %s)." % (repeat, duration,
+                                                  CLIENT_CPU, SERVER_CPU))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python bench/http_wrk.py",
+                                 description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--duration", type=int, default=3, help="seconds")
+    ap.add_argument("--out", default="-", help="markdown table to this file")
+    ap.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
+    ap.add_argument("--protocol", choices=list(PROTOCOLS), default="http11",
+                    help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.protocol)
+        return 0
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (Debian: apt-get install wrk)",
+              file=sys.stderr)
+        return 2
+    table = report(compare(args.repeat, args.duration), args.repeat,
+                   args.duration)
+    if args.out == "-":
+        sys.stdout.write(table)
+    else:
+        with open(args.out, "w") as f:
+            f.write(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

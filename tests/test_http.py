@@ -1,0 +1,257 @@
+"""csockserver.http: http.server's servers and handlers on csockserver.
+
+The command line (``python -m csockserver.http``) is run as a user runs it,
+in a subprocess serving a temporary directory to urllib and http.client;
+the classes are checked in-process.
+"""
+
+import http.client
+import http.server
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import urllib.request
+
+import pytest
+
+import csockserver
+import csockserver.http as chttp
+
+from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+COMPILED = csockserver.IMPLEMENTATION == "cython"
+# http.server's -p/--protocol option arrived in Python 3.11.
+HAS_PROTOCOL_OPTION = sys.version_info >= (3, 11)
+
+
+# -- the command line -----------------------------------------------------------
+
+@pytest.fixture
+def site(tmp_path):
+    (tmp_path / "hello.txt").write_bytes(b"hello from csockserver\n")
+    (tmp_path / "big.bin").write_bytes(bytes(range(256)) * 4096)  # 1 MiB
+    return tmp_path
+
+
+class CommandLineServer:
+    """``python -m csockserver.http ARGS`` in a subprocess, on port 0."""
+
+    def __init__(self, *args):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env["PYTHONPATH"] = os.pathsep.join(
+            filter(None, [ROOT, env.get("PYTHONPATH")]))
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "csockserver.http", "--bind", "127.0.0.1",
+             *args, "0"],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL)
+        banner = self._banner()
+        match = re.search(r"port (\d+)", banner)
+        assert match, banner
+        self.port = int(match.group(1))
+
+    def _banner(self):
+        # The banner is the first line on stdout; bound the wait for it.
+        line = []
+        reader = threading.Thread(
+            target=lambda: line.append(self.proc.stdout.readline()),
+            daemon=True)
+        reader.start()
+        reader.join(JOIN_TIMEOUT)
+        if not line:
+            self.proc.kill()
+            pytest.fail("no banner from python -m csockserver.http")
+        return line[0].decode()
+
+    def interrupt(self):
+        """Ctrl-C: the server must exit promptly, and cleanly."""
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=JOIN_TIMEOUT)
+        return self.proc.returncode, out.decode() + err.decode()
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=JOIN_TIMEOUT)
+
+
+@pytest.fixture
+def command_line():
+    started = []
+
+    def start(*args):
+        server = CommandLineServer(*args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.close()
+
+
+def test_command_line_serves_a_directory_to_urllib(command_line, site):
+    server = command_line("--directory", str(site))
+    url = "http://127.0.0.1:%d/" % server.port
+    with urllib.request.urlopen(url + "hello.txt",
+                                timeout=CLIENT_TIMEOUT) as reply:
+        assert reply.status == 200
+        assert reply.read() == b"hello from csockserver\n"
+    with urllib.request.urlopen(url + "big.bin",
+                                timeout=CLIENT_TIMEOUT) as reply:
+        assert reply.read() == (site / "big.bin").read_bytes()
+    with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as reply:
+        listing = reply.read().decode()
+    assert "hello.txt" in listing and "big.bin" in listing
+    with pytest.raises(urllib.error.HTTPError) as missing:
+        urllib.request.urlopen(url + "absent", timeout=CLIENT_TIMEOUT)
+    assert missing.value.code == 404
+    missing.value.close()
+
+    returncode, output = server.interrupt()
+    assert returncode == 0, output
+    assert "GET /hello.txt" in output      # http.server's own request log
+
+
+def test_command_line_with_an_http_client_connection(command_line, site):
+    # The default protocol is HTTP/1.0: the server closes after each reply
+    # and http.client reconnects by itself.
+    server = command_line("--directory", str(site))
+    conn = http.client.HTTPConnection("127.0.0.1", server.port,
+                                      timeout=CLIENT_TIMEOUT)
+    try:
+        for _ in range(3):
+            conn.request("GET", "/hello.txt")
+            reply = conn.getresponse()
+            assert reply.status == 200
+            assert reply.read() == b"hello from csockserver\n"
+    finally:
+        conn.close()
+
+
+@pytest.mark.skipif(not HAS_PROTOCOL_OPTION,
+                    reason="http.server has --protocol from Python 3.11")
+def test_command_line_keeps_http11_connections_alive(command_line, site):
+    server = command_line("--directory", str(site), "--protocol", "HTTP/1.1")
+    conn = http.client.HTTPConnection("127.0.0.1", server.port,
+                                      timeout=CLIENT_TIMEOUT)
+    try:
+        conn.request("GET", "/hello.txt")
+        first = conn.getresponse()
+        assert first.read() == b"hello from csockserver\n"
+        connection = conn.sock
+        for name in ("big.bin", "hello.txt"):
+            conn.request("GET", "/" + name)
+            reply = conn.getresponse()
+            assert reply.status == 200
+            assert reply.read() == (site / name).read_bytes()
+            assert conn.sock is connection, "the connection was not kept"
+    finally:
+        conn.close()
+
+
+# -- the classes --------------------------------------------------------------
+
+def test_public_names_follow_http_server():
+    expected = {name for name in http.server.__all__
+                if not name.endswith("HTTPSServer")}
+    assert set(chttp.__all__) == expected
+    for name in chttp.__all__:
+        ours, theirs = getattr(chttp, name), getattr(http.server, name)
+        assert issubclass(ours, theirs) or name.endswith("Server"), name
+
+
+def test_servers_are_built_from_csockserver():
+    assert issubclass(chttp.HTTPServer, csockserver.TCPServer)
+    assert issubclass(chttp.ThreadingHTTPServer, csockserver.ThreadingMixIn)
+    assert issubclass(chttp.ThreadingHTTPServer, chttp.HTTPServer)
+    assert chttp.ThreadingHTTPServer.daemon_threads is True
+    assert chttp.HTTPServer.allow_reuse_address
+
+
+class Recorder(chttp.BaseHTTPRequestHandler):
+    """Replies with what the handler saw of its connection."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        nodelay = self.connection.getsockopt(socket.IPPROTO_TCP,
+                                             socket.TCP_NODELAY)
+        body = ("%s %s %d" % (type(self.rfile).__name__,
+                              type(self.wfile).__name__,
+                              bool(nodelay))).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format, *args):
+        pass
+
+
+class StdlibRecorder(http.server.BaseHTTPRequestHandler):
+    """The same, derived straight from http.server (stdlib files)."""
+
+    protocol_version = "HTTP/1.1"
+    do_GET = Recorder.do_GET
+    log_message = Recorder.log_message
+
+
+def _get_twice(server):
+    """Two GETs on one kept-alive connection; the two bodies."""
+    conn = http.client.HTTPConnection(*server.server_address[:2],
+                                      timeout=CLIENT_TIMEOUT)
+    try:
+        bodies = []
+        for _ in range(2):
+            conn.request("GET", "/")
+            bodies.append(conn.getresponse().read().decode())
+        return bodies
+    finally:
+        conn.close()
+
+
+def test_handlers_get_compiled_files_and_nodelay(serve):
+    server = chttp.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    serve(server)
+    assert server.server_port == server.server_address[1]
+    assert server.server_name
+    expected = ("SocketReader SocketWriter 1" if COMPILED
+                else "BufferedReader _SocketWriter 1")
+    assert _get_twice(server) == [expected, expected]
+
+
+def test_stdlib_handlers_work_and_get_nodelay_from_the_listener(serve):
+    server = chttp.ThreadingHTTPServer(("127.0.0.1", 0), StdlibRecorder)
+    serve(server)
+    expected = "BufferedReader _SocketWriter 1"
+    assert _get_twice(server) == [expected, expected]
+
+
+def test_server_can_keep_nagle(serve):
+    class NagleServer(chttp.ThreadingHTTPServer):
+        disable_nagle_algorithm = False
+
+    server = NagleServer(("127.0.0.1", 0), StdlibRecorder)
+    serve(server)
+    assert _get_twice(server)[0] == "BufferedReader _SocketWriter 0"
+
+
+def test_simple_handler_serves_files(serve, site):
+    class Quiet(chttp.SimpleHTTPRequestHandler):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, directory=str(site), **kwargs)
+
+        def log_message(self, format, *args):
+            pass
+
+    assert issubclass(Quiet, http.server.SimpleHTTPRequestHandler)
+    server = chttp.HTTPServer(("127.0.0.1", 0), Quiet)
+    serve(server)
+    url = "http://127.0.0.1:%d/big.bin" % server.server_port
+    with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as reply:
+        assert reply.read() == (site / "big.bin").read_bytes()
