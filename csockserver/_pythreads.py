@@ -53,11 +53,23 @@ _NOT_YET = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED, errno.EINTR)
 
 
 def _workers(server):
-    """The server's live worker threads, each mapped to 'busy with a request'."""
+    """The server's worker threads, each mapped to 'busy with a request'.
+
+    A worker stays listed (as not busy) after it retires, until its thread
+    is seen to have ended: server_close() must be able to join a worker
+    that is on its way out.
+    """
     workers = vars(server).get("_csock_workers")
     if workers is None:
         workers = server._csock_workers = {}
     return workers
+
+
+def forget_ended(workers):
+    """Drop the workers whose threads have ended (started, no longer alive)."""
+    for thread in [t for t, busy in list(workers.items())
+                   if not busy and t.ident is not None and not t.is_alive()]:
+        workers.pop(thread, None)
 
 
 class WorkerPool:
@@ -140,6 +152,7 @@ class WorkerPool:
         thread = threading.Thread(target=self.process_request_thread)
         thread.daemon = self.server.daemon_threads
         with self.lock:
+            forget_ended(self.workers)
             self.live += 1
             self.workers[thread] = False
         try:
@@ -198,7 +211,7 @@ class WorkerPool:
         finally:
             with self.lock:
                 self.live -= 1
-                self.workers.pop(me, None)
+                self.workers[me] = False    # retiring: see _workers()
                 self._close_if_done()
 
     def next_request(self):
@@ -372,20 +385,24 @@ def serve_forever_on_workers(server, plan, waker):
 
 def close_threads(server):
     """server_close()'s part: stop idle workers, join the ones it must."""
+    workers = vars(server).get("_csock_workers")
+    # Listed before the pools stop: a stopped worker drops out of
+    # `workers` a moment before its thread ends, and must still be joined.
+    seen = dict(workers) if workers else {}
     for name in ("_csock_pool", "_csock_crew"):
         pool = vars(server).pop(name, None)
         if pool is not None:
             pool.stop()
-    workers = vars(server).get("_csock_workers")
-    if not workers:
+    if workers is None:
         return
     me = threading.current_thread()
     must_wait = server.block_on_close
     joined = set()
     while True:
         # Again after each round: a worker may have started a follower
-        # while the pools were stopping.
-        due = [thread for thread, busy in list(workers.items())
+        # while the pools were stopping.  The latest busy state wins.
+        seen.update(list(workers.items()))
+        due = [thread for thread, busy in seen.items()
                if thread is not me and thread not in joined
                and (not busy or (must_wait and not thread.daemon))]
         if not due:

@@ -60,6 +60,7 @@ import _socket as _csocket
 from csockserver import _plan
 from csockserver._pyengine import (BACKOFF_FIRST, BACKOFF_MAX,
                                    SIGNAL_CHECK_INTERVAL)
+from csockserver._pythreads import forget_ended as _forget_ended
 from csockserver._threadlist import _Threads
 
 cdef object SocketType = _socket.socket

@@ -173,6 +173,7 @@ cdef class WorkerPool:
         """Start one more worker."""
         thread = _Thread(target=self.process_request_thread)
         thread.daemon = self.server.daemon_threads
+        _forget_ended(self.workers)
         self.live += 1
         self.workers[thread] = False
         try:
@@ -224,7 +225,7 @@ cdef class WorkerPool:
         finally:
             free(w.buffer)
             self.live -= 1
-            self.workers.pop(me, None)
+            self.workers[me] = False    # retiring: see _forget_ended()
             if self.stopping and self.live == 0:
                 self.close_fds()
 

@@ -398,6 +398,20 @@ def test_2000_requests_leave_no_fd_or_thread(impl, mode):
         assert len(handler_threads) < 20, len(handler_threads)
 
 
+def test_server_close_joins_workers_that_are_retiring(impl, mode):
+    """With block_on_close, no request thread outlives server_close(), even
+    one stopped by shutdown() a moment before (a race, so many rounds)."""
+    baseline = live_threads()
+    for _ in range(200):
+        server = make_server(impl, impl.StreamRequestHandler, mode)
+        runner = ServerThread(server).start()
+        clients = [stream_client(server) for _ in range(5)]
+        for client in clients:
+            client.close()
+        runner.stop()
+        assert live_threads() - baseline == set()
+
+
 def test_process_request_thread_override_called_per_request(impl, mode):
     """An overridden process_request_thread runs once per request, in the
     thread that then runs the handler."""
