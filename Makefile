@@ -20,7 +20,7 @@ test-c: build
 test-py:
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) -m pytest
 
-conformance: build  ## CPython's own test_socketserver, on each engine
+conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgiref tests, on each engine
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 

@@ -24,9 +24,9 @@ import os
 import socket
 import sys
 import threading
-from io import BufferedIOBase
 
 from . import _plan, _streams
+from ._streams import _SocketWriter
 from ._threadlist import _NoThreads, _Threads
 from ._engine import engine as _engine
 
@@ -493,8 +493,7 @@ class StreamRequestHandler(BaseRequestHandler):
         if self.disable_nagle_algorithm:
             _streams.disable_nagle(self.connection)
         self.rfile = _streams.open_reader(self.connection, self.rbufsize)
-        self.wfile = _streams.open_writer(self.connection, self.wbufsize,
-                                          _SocketWriter)
+        self.wfile = _streams.open_writer(self.connection, self.wbufsize)
 
     def finish(self):
         if not self.wfile.closed:
@@ -504,26 +503,6 @@ class StreamRequestHandler(BaseRequestHandler):
                 pass  # the peer went away; nothing left to deliver
         self.wfile.close()
         self.rfile.close()
-
-
-class _SocketWriter(BufferedIOBase):
-    """An unbuffered, write-only file over a socket: each write is sent whole."""
-
-    def __init__(self, sock):
-        self._sock = sock
-
-    def writable(self):
-        return True
-
-    def write(self, b):
-        if self.closed:
-            raise ValueError("write to closed file")
-        self._sock.sendall(b)
-        with memoryview(b) as view:
-            return view.nbytes
-
-    def fileno(self):
-        return self._sock.fileno()
 
 
 class DatagramRequestHandler(BaseRequestHandler):

@@ -1,11 +1,10 @@
 # StreamRequestHandler's rfile and wfile in C: a buffered reader standing in
-# for socket.makefile('rb') and a writer standing in for socketserver's
-# _SocketWriter.  Same results, same exceptions, same socket timeout rules;
+# for socket.makefile('rb'), and the write() of socketserver's _SocketWriter.  Same results, same exceptions, same socket timeout rules;
 # the buffer and the syscalls stay in C, and the GIL is released only when a
 # call has to wait for the peer.  (EWOULDBLOCK is EAGAIN on Linux.)
 
 # How much a refill asks of the kernel: what BufferedReader over makefile()
-# asks, so no more is taken off the socket than the standard library takes.
+# asks, so data is never read more than one buffer ahead.
 cdef Py_ssize_t DEFAULT_CHUNK = 8192
 # A buffer grown for a huge line is given back once it is this big and empty.
 cdef Py_ssize_t KEEP_AT_MOST = 65536
@@ -167,10 +166,10 @@ cdef int _send_all(object sock, const char *data, Py_ssize_t n) except -1:
 
 
 cdef inline Py_ssize_t _size_argument(object size) except? -2:
-    """read()'s size: None or a negative number mean 'all'."""
+    """A size argument that may be None (meaning -1), as BufferedReader's."""
     if size is None:
         return -1
-    return size.__index__()
+    return PyNumber_Index(size)
 
 
 cdef class SocketReader:
@@ -194,6 +193,7 @@ cdef class SocketReader:
     cdef object __weakref__
 
     def __cinit__(self, sock, Py_ssize_t buffer_size=DEFAULT_CHUNK):
+        self._closed = True     # until fully built: close() has nothing to do
         if buffer_size <= 0:
             raise ValueError("buffer size must be strictly positive")
         self._lock = PyThread_allocate_lock()
@@ -204,6 +204,7 @@ cdef class SocketReader:
         # Counted as one of the socket's files: socket.close() leaves the
         # fd open until this reader is closed too, as for makefile().
         sock._io_refs += 1
+        self._closed = False
 
     def __dealloc__(self):
         PyMem_Free(self._buf)
@@ -299,7 +300,7 @@ cdef class SocketReader:
     # -- reading, with the lock held ------------------------------------------
 
     cdef object _readline(self, Py_ssize_t limit):
-        cdef Py_ssize_t scanned = 0, unread, window
+        cdef Py_ssize_t scanned = 0, unread, window, got
         cdef char *newline
         while True:
             unread = self._end - self._pos
@@ -312,15 +313,28 @@ cdef class SocketReader:
                 scanned = window
             if limit >= 0 and unread >= limit:
                 return self._take(limit)
-            if self._fill() <= 0:      # end of file, or nothing yet
+            try:
+                got = self._fill()
+            except BaseException:
+                # BufferedReader has taken the partial line off its buffer
+                # by now, and loses it with the error: so do we.
+                self._pos += window
+                self._release_spare()
+                raise
+            if got <= 0:               # end of file, or nothing yet
                 return self._take(window)
 
     cdef object _read_all(self):
         cdef Py_ssize_t got
         while True:
             self._reserve(self._chunk)
-            got = self._recv_into(self._buf + self._end,
-                                  self._size - self._end)
+            try:
+                got = self._recv_into(self._buf + self._end,
+                                      self._size - self._end)
+            except BaseException:
+                self._pos = self._end       # lost with the error, as there
+                self._release_spare()
+                raise
             if got == 0:
                 break
             if got == WOULD_BLOCK:
@@ -347,48 +361,52 @@ cdef class SocketReader:
 
     cdef Py_ssize_t _copy_into(self, char *out, Py_ssize_t n,
                                bint until_full) except -1:
-        """Fill out[:n] from the buffer, then from the socket.
-
-        Large remainders are received straight into out (nothing is read
-        beyond n); small ones go through the buffer.  Stops after one
-        socket read unless until_full; returns the count, or WOULD_BLOCK if
-        nothing at all could be had without waiting.
+        """Fill out[:n] as BufferedReader's readinto (until_full) or
+        readinto1 does: buffered bytes first; then remainders larger than
+        the buffer straight from the socket, smaller ones through a refill.
+        Returns the count, or WOULD_BLOCK if nothing could be had without
+        waiting.
         """
-        cdef Py_ssize_t got = self._end - self._pos, result = 0, part
+        cdef Py_ssize_t got = self._end - self._pos, result, part
         if got > n:
             got = n
         memcpy(out, self._buf + self._pos, got)
         self._pos += got
         self._release_spare()
-        if got and not until_full:
-            return got
         while got < n:
             part = n - got
-            if part >= self._chunk:
+            if part > self._chunk:
                 result = self._recv_into(out + got, part)
-                if result <= 0:
-                    break
-                got += result
-            else:
+            elif until_full or got == 0:
                 result = self._fill()
-                if result <= 0:
-                    break
-                if part > self._end - self._pos:
-                    part = self._end - self._pos
-                memcpy(out + got, self._buf + self._pos, part)
-                self._pos += part
-                got += part
-                self._release_spare()
+                if result > 0:
+                    if part > self._end - self._pos:
+                        part = self._end - self._pos
+                    memcpy(out + got, self._buf + self._pos, part)
+                    self._pos += part
+                    got += part
+                    self._release_spare()
+                    continue
+            else:
+                break                   # readinto1: has bytes already
+            if result == 0 or (result == WOULD_BLOCK and got):
+                break
+            if result == WOULD_BLOCK:
+                return WOULD_BLOCK
+            got += result
             if not until_full:
                 break
-        if got == 0 and result == WOULD_BLOCK:
-            return WOULD_BLOCK
         return got
 
     cdef object _readinto(self, object buffer, bint until_full):
         cdef Py_buffer view
         cdef Py_ssize_t got
-        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        try:
+            PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        except BufferError:
+            raise TypeError("readinto() argument must be read-write "
+                            "bytes-like object, not %s"
+                            % type(buffer).__name__) from None
         try:
             if view.len == 0:
                 return 0
@@ -404,6 +422,8 @@ cdef class SocketReader:
     def read(self, size=-1):
         """Up to size bytes (all until end of file if size is negative)."""
         cdef Py_ssize_t n = _size_argument(size)
+        if n < -1:
+            raise ValueError("read length must be non-negative or -1")
         self._check_open("read of closed file")
         if n == 0:
             return b""
@@ -413,27 +433,24 @@ cdef class SocketReader:
         finally:
             self._leave()
 
-    def read1(self, size=-1):
+    def read1(self, Py_ssize_t size=-1):
         """Buffered bytes if there are any, else the result of one recv()."""
-        cdef Py_ssize_t n = _size_argument(size)
-        cdef Py_ssize_t unread
+        cdef Py_ssize_t unread, got
         self._check_open("read of closed file")
-        if n < 0:
-            n = self._chunk
-        if n == 0:
+        if size < 0:
+            size = self._chunk
+        if size == 0:
             return b""
         self._enter()
         try:
             unread = self._end - self._pos
-            if unread == 0:
-                if n > self._chunk:
-                    data = PyBytes_FromStringAndSize(NULL, n)
-                    got = self._recv_into(PyBytes_AS_STRING(data), n)
-                    return data[:got] if got > 0 else b""
-                if self._fill() <= 0:
-                    return b""
-                unread = self._end - self._pos
-            return self._take(n if n < unread else unread)
+            if unread:
+                return self._take(size if size < unread else unread)
+            data = PyBytes_FromStringAndSize(NULL, size)
+            got = self._recv_into(PyBytes_AS_STRING(data), size)
+            if got == size:
+                return data
+            return data[:got] if got > 0 else b""
         finally:
             self._leave()
 
@@ -461,7 +478,7 @@ cdef class SocketReader:
                     break
                 lines.append(line)
                 total += len(line)
-                if 0 < limit <= total:
+                if 0 < limit < total:
                     break
         finally:
             self._leave()
@@ -485,7 +502,7 @@ cdef class SocketReader:
         finally:
             self._leave()
 
-    def peek(self, size=0):
+    def peek(self, Py_ssize_t size=0):
         """Buffered bytes, not consumed; refills once if there are none."""
         self._check_open("peek of closed file")
         self._enter()
@@ -516,7 +533,6 @@ cdef class SocketReader:
         return True
 
     def writable(self):
-        self._check_open("I/O operation on closed socket.")
         return False
 
     def seekable(self):
@@ -530,25 +546,42 @@ cdef class SocketReader:
     def flush(self):
         self._check_open("I/O operation on closed file.")
 
+    def seek(self, offset, whence=0):
+        self._check_open("seek of closed file")
+        raise _io_unsupported("File or stream is not seekable.")
+
     def tell(self):
         raise _io_unsupported("seek")
 
-    def seek(self, offset, whence=0):
-        raise _io_unsupported("seek")
+    def truncate(self, size=None):
+        raise _io_unsupported("truncate")
+
+    def write(self, data):
+        raise _io_unsupported("write")
+
+    def detach(self):
+        raise _io_unsupported("detach")
 
     def close(self):
-        """Close the reader (not the socket, unless socket.close() waits on it)."""
+        """Close the reader (not the socket, unless socket.close() waits on it).
+
+        Like BufferedReader.close(), it waits for a read running in another
+        thread: that read must not go on with an fd that is closed, and
+        maybe reused for another connection, under it.
+        """
         if self._closed:
             return
-        self._closed = True
-        # Free the buffer now unless a read in another thread is using it;
-        # then __dealloc__ will.
-        if PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
+        self._enter()
+        try:
+            if self._closed:
+                return
+            self._closed = True
             PyMem_Free(self._buf)
             self._buf = NULL
             self._size = self._pos = self._end = 0
-            PyThread_release_lock(self._lock)
-        self._sock._decref_socketios()
+            self._sock._decref_socketios()
+        finally:
+            self._leave()
 
     @property
     def closed(self):
@@ -576,85 +609,23 @@ cdef class SocketReader:
         raise TypeError("cannot pickle %r object" % type(self).__name__)
 
 
-cdef class SocketWriter:
-    """An unbuffered binary writer over a connected socket.
+def socket_writer_write(self, data):
+    """_SocketWriter.write in C: send all of data; return its length.
 
-    Each write() sends all it is given before returning its length, as
-    socketserver's _SocketWriter does; the socket's timeout bounds the
-    whole send.  Closing the writer leaves the socket open.
+    Bound as the write() method of csockserver._streams' compiled writer, a
+    subclass of _SocketWriter, which keeps everything else of it (closing,
+    flush(), the io.BufferedIOBase behaviour) exactly as it is.
     """
-    cdef object _sock
-    cdef bint _closed
-    cdef object __weakref__
-
-    def __cinit__(self, sock):
-        self._sock = sock
-
-    def write(self, data):
-        """Send every byte of data (any bytes-like object); its length."""
-        cdef Py_buffer view
-        if self._closed:
-            raise ValueError("write to closed file")
-        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
-        try:
-            _send_all(self._sock, <const char *>view.buf, view.len)
-            return view.len
-        finally:
-            PyBuffer_Release(&view)
-
-    def writelines(self, lines):
-        if self._closed:
-            raise ValueError("I/O operation on closed file.")
-        for data in lines:
-            self.write(data)
-
-    def flush(self):
-        if self._closed:
-            raise ValueError("I/O operation on closed file.")
-
-    def fileno(self):
-        return self._sock.fileno()
-
-    def writable(self):
-        return True
-
-    def readable(self):
-        return False
-
-    def seekable(self):
-        return False
-
-    def isatty(self):
-        if self._closed:
-            raise ValueError("I/O operation on closed file.")
-        return False
-
-    def read(self, size=-1):
-        raise _io_unsupported("read")
-
-    def detach(self):
-        raise _io_unsupported("detach")
-
-    def close(self):
-        self._closed = True
-
-    @property
-    def closed(self):
-        return self._closed
-
-    def __enter__(self):
-        if self._closed:
-            raise ValueError("I/O operation on closed file.")
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-    def __reduce__(self):
-        raise TypeError("cannot pickle %r object" % type(self).__name__)
+    cdef Py_buffer view
+    sock = self._sock
+    PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+    try:
+        _send_all(sock, <const char *>view.buf, view.len)
+        return view.len
+    finally:
+        PyBuffer_Release(&view)
 
 
 # isinstance(rfile, io.BufferedIOBase) holds for the standard library's
-# files; it holds for these too.
+# reader; it holds for this one too.
 _io_module.BufferedIOBase.register(SocketReader)
-_io_module.BufferedIOBase.register(SocketWriter)

@@ -220,7 +220,7 @@ def test_handlers_get_compiled_files_and_nodelay(serve):
     serve(server)
     assert server.server_port == server.server_address[1]
     assert server.server_name
-    expected = ("SocketReader SocketWriter 1" if COMPILED
+    expected = ("SocketReader _CompiledSocketWriter 1" if COMPILED
                 else "BufferedReader _SocketWriter 1")
     assert _get_twice(server) == [expected, expected]
 
