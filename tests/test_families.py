@@ -273,3 +273,34 @@ def test_datagram_truncation_property(impl, family, unix_path, payload,
         client.sock.sendto(payload, server.server_address)
         handle_request(server)
         assert client.sock.recv(65536) == payload[:max_packet_size].upper()
+
+
+# -- DatagramRequestHandler's files ---------------------------------------
+
+def test_datagram_handler_files_are_bytesio(impl):
+    """rfile holds the datagram, wfile gathers the reply, which leaves as
+    one datagram when the handler finishes -- an empty one if nothing was
+    written, as socketserver does."""
+    import io
+    seen = []
+
+    class Files(impl.DatagramRequestHandler):
+        def handle(self):
+            seen.append((type(self.rfile), type(self.wfile), self.packet,
+                         self.socket is self.server.socket))
+            if self.rfile.readline() == b"quiet\n":
+                return
+            self.wfile.write(b"one ")
+            self.wfile.write(self.rfile.read())
+
+    server = impl.UDPServer(("127.0.0.1", 0), Files)
+    with server, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(CLIENT_TIMEOUT)
+        client.sendto(b"first\nrest", server.server_address)
+        handle_request(server)
+        assert client.recv(100) == b"one rest"
+        client.sendto(b"quiet\n", server.server_address)
+        handle_request(server)
+        assert client.recv(100) == b""
+    assert seen == [(io.BytesIO, io.BytesIO, b"first\nrest", True),
+                    (io.BytesIO, io.BytesIO, b"quiet\n", True)]
