@@ -25,7 +25,7 @@ from cpython.buffer cimport (PyObject_GetBuffer, PyBuffer_Release,
                              PyBUF_SIMPLE, PyBUF_WRITABLE)
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
-from cpython.number cimport PyNumber_Index
+from cpython.number cimport PyIndex_Check, PyNumber_Index
 from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
     PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident,
@@ -54,6 +54,7 @@ cdef extern from "<string.h>" nogil:
 
 import io as _io_module
 import socket as _socket
+import sys as _sys
 import threading as _threading
 from os import strerror as _os_strerror
 import _socket as _csocket

@@ -18,6 +18,8 @@ cdef enum:
     TIMED_OUT = -3      # the socket's timeout passed first
 
 cdef object _io_unsupported = _io_module.UnsupportedOperation
+# BufferedReader.truncate() looks at `closed` first from Python 3.9 on.
+cdef bint TRUNCATE_CHECKS_CLOSED = _sys.version_info >= (3, 9)
 
 
 cdef inline int _fd_of(object sock) except -1:
@@ -169,6 +171,9 @@ cdef inline Py_ssize_t _size_argument(object size) except? -2:
     """A size argument that may be None (meaning -1), as BufferedReader's."""
     if size is None:
         return -1
+    if not PyIndex_Check(size):
+        raise TypeError("argument should be integer or None, not '%s'"
+                        % type(size).__name__)
     return PyNumber_Index(size)
 
 
@@ -398,19 +403,27 @@ cdef class SocketReader:
                 break
         return got
 
-    cdef object _readinto(self, object buffer, bint until_full):
+    cdef object _readinto(self, object buffer, bint until_full, str name):
+        """readinto()/readinto1(): the argument is checked before the file
+        is, with BufferedReader's messages."""
         cdef Py_buffer view
         cdef Py_ssize_t got
         try:
             PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
-        except BufferError:
-            raise TypeError("readinto() argument must be read-write "
-                            "bytes-like object, not %s"
-                            % type(buffer).__name__) from None
+        except (BufferError, TypeError):
+            raise TypeError("%s() argument must be read-write bytes-like "
+                            "object, not %s" % (
+                                name, "None" if buffer is None
+                                else type(buffer).__name__)) from None
         try:
+            self._check_open("readinto of closed file")
             if view.len == 0:
                 return 0
-            got = self._copy_into(<char *>view.buf, view.len, until_full)
+            self._enter()
+            try:
+                got = self._copy_into(<char *>view.buf, view.len, until_full)
+            finally:
+                self._leave()
         finally:
             PyBuffer_Release(&view)
         if got == WOULD_BLOCK:
@@ -486,21 +499,11 @@ cdef class SocketReader:
 
     def readinto(self, buffer):
         """Fill buffer as far as the data goes; the count of bytes."""
-        self._check_open("readinto of closed file")
-        self._enter()
-        try:
-            return self._readinto(buffer, True)
-        finally:
-            self._leave()
+        return self._readinto(buffer, True, "readinto")
 
     def readinto1(self, buffer):
         """readinto() with at most one recv()."""
-        self._check_open("readinto of closed file")
-        self._enter()
-        try:
-            return self._readinto(buffer, False)
-        finally:
-            self._leave()
+        return self._readinto(buffer, False, "readinto1")
 
     def peek(self, Py_ssize_t size=0):
         """Buffered bytes, not consumed; refills once if there are none."""
@@ -554,6 +557,8 @@ cdef class SocketReader:
         raise _io_unsupported("seek")
 
     def truncate(self, size=None):
+        if TRUNCATE_CHECKS_CLOSED:
+            self._check_open("truncate of closed file")
         raise _io_unsupported("truncate")
 
     def write(self, data):
