@@ -7,7 +7,8 @@ Use it where you used socketserver::
 ``IMPLEMENTATION`` says which engine runs: ``"cython"`` (compiled) or
 ``"python"`` (the pure-Python twin, used when the extension cannot load or
 ``CSOCKSERVER_NO_EXTENSIONS=1`` is set).  ``install()`` makes later
-``import socketserver`` statements get this module.
+``import socketserver`` statements get this module; ``csockserver.http`` is
+``http.server`` on it.
 """
 
 from ._engine import IMPLEMENTATION
