@@ -18,6 +18,8 @@ cdef enum:
     TIMED_OUT = -3      # the socket's timeout passed first
 
 cdef object _io_unsupported = _io_module.UnsupportedOperation
+# Python 3.8 and 3.9 reject a float size with a message of its own.
+cdef bint FLOAT_HAS_OWN_MESSAGE = _sys.version_info < (3, 10)
 # BufferedReader.truncate() looks at `closed` first from Python 3.9 on.
 cdef bint TRUNCATE_CHECKS_CLOSED = _sys.version_info >= (3, 9)
 
@@ -165,6 +167,14 @@ cdef int _send_all(object sock, const char *data, Py_ssize_t n) except -1:
         else:
             _raise_errno(err)
     return 0
+
+
+cdef inline Py_ssize_t _index_argument(object size) except? -2:
+    """A size that must be an integer, converted as the running Python's
+    argument parsing does (before 3.10 it words a float apart)."""
+    if FLOAT_HAS_OWN_MESSAGE and isinstance(size, float):
+        raise TypeError("integer argument expected, got float")
+    return PyNumber_Index(size)
 
 
 cdef inline Py_ssize_t _size_argument(object size) except? -2:
@@ -446,22 +456,23 @@ cdef class SocketReader:
         finally:
             self._leave()
 
-    def read1(self, Py_ssize_t size=-1):
+    def read1(self, size=-1):
         """Buffered bytes if there are any, else the result of one recv()."""
+        cdef Py_ssize_t n = _index_argument(size)
         cdef Py_ssize_t unread, got
         self._check_open("read of closed file")
-        if size < 0:
-            size = self._chunk
-        if size == 0:
+        if n < 0:
+            n = self._chunk
+        if n == 0:
             return b""
         self._enter()
         try:
             unread = self._end - self._pos
             if unread:
-                return self._take(size if size < unread else unread)
-            data = PyBytes_FromStringAndSize(NULL, size)
-            got = self._recv_into(PyBytes_AS_STRING(data), size)
-            if got == size:
+                return self._take(n if n < unread else unread)
+            data = PyBytes_FromStringAndSize(NULL, n)
+            got = self._recv_into(PyBytes_AS_STRING(data), n)
+            if got == n:
                 return data
             return data[:got] if got > 0 else b""
         finally:
@@ -505,8 +516,9 @@ cdef class SocketReader:
         """readinto() with at most one recv()."""
         return self._readinto(buffer, False, "readinto1")
 
-    def peek(self, Py_ssize_t size=0):
+    def peek(self, size=0):
         """Buffered bytes, not consumed; refills once if there are none."""
+        _index_argument(size)
         self._check_open("peek of closed file")
         self._enter()
         try:
