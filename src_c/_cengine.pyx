@@ -39,7 +39,7 @@ from posixnet cimport (
     AF_INET, AF_INET6, AF_UNIX, SOCK_CLOEXEC, SHUT_WR, MSG_DONTWAIT,
     ntohs, ntohl, inet_ntop, INET6_ADDRSTRLEN,
     eventfd, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE,
-    fcntl, F_GETFL, F_SETFL, O_NONBLOCK,
+    csock_get_status_flags, csock_set_status_flags, O_NONBLOCK,
     epoll_event, epoll_create1, epoll_ctl, epoll_wait,
     EPOLLIN, EPOLLONESHOT, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD,
     EPOLL_CTL_DEL,

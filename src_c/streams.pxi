@@ -158,7 +158,7 @@ cdef int _send_all(object sock, const char *data, Py_ssize_t n) except -1:
                     deadline = _now() + timeout
                 deadline_set = True
             if timeout is None:
-                if fcntl(fd, F_GETFL) & O_NONBLOCK:
+                if csock_get_status_flags(fd) & O_NONBLOCK:
                     _wait_for(fd, POLLOUT, -1.0)
             elif timeout == 0.0:
                 _raise_errno(err)      # BlockingIOError, as sendall()

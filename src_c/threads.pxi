@@ -49,11 +49,11 @@ cdef int _epoll_add(int epoll_fd, int fd, unsigned int events) except -1:
 
 
 cdef int _set_nonblocking(int fd, bint on) except -1:
-    flags = fcntl(fd, F_GETFL)
+    flags = csock_get_status_flags(fd)
     if flags < 0:
         _raise_errno(errno)
     flags = (flags | O_NONBLOCK) if on else (flags & ~O_NONBLOCK)
-    if fcntl(fd, F_SETFL, <int>flags) < 0:
+    if csock_set_status_flags(fd, <int>flags) < 0:
         _raise_errno(errno)
     return 0
 
@@ -457,7 +457,7 @@ cdef int _serve_on_workers(object server, object plan, Waker waker) except -1:
     # Several workers may wake for one connection: the losers must get
     # EAGAIN, not block, so the socket is non-blocking while they lead.
     if crew.take_kind == ACCEPT:
-        was_blocking = (fcntl(fd, F_GETFL) & O_NONBLOCK) == 0
+        was_blocking = (csock_get_status_flags(fd) & O_NONBLOCK) == 0
         if was_blocking:
             _set_nonblocking(fd, True)
     try:

@@ -53,7 +53,7 @@ cdef class ListenSocket:
 
     cdef int read_blocking_mode(self) except -1:
         """Whether accept4() may be retried blindly (only batches need it)."""
-        self.nonblocking = (fcntl(self.fd, F_GETFL) & O_NONBLOCK) != 0
+        self.nonblocking = (csock_get_status_flags(self.fd) & O_NONBLOCK) != 0
         return 0
 
     cdef object wrap(self, int fd, sockaddr_storage *addr, socklen_t length):

@@ -73,12 +73,28 @@ cdef extern from "<sys/eventfd.h>" nogil:
         EFD_CLOEXEC
         EFD_NONBLOCK
 
-cdef extern from "<fcntl.h>" nogil:
-    int fcntl(int fd, int cmd, ...)
+cdef extern from *:
+    """
+    #include <fcntl.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    /* The file status flags, through syscall() rather than fcntl(): with
+       _FILE_OFFSET_BITS=64, which pyconfig.h sets, glibc 2.28+ headers bind
+       fcntl() to fcntl64@GLIBC_2.28, and that one symbol would lift the
+       wheels' manylinux floor from 2_17 to 2_28. */
+    static int csock_get_status_flags(int fd)
+    {
+        return (int)syscall(SYS_fcntl, fd, F_GETFL);
+    }
+    static int csock_set_status_flags(int fd, int flags)
+    {
+        return (int)syscall(SYS_fcntl, fd, F_SETFL, flags);
+    }
+    """
+    int csock_get_status_flags(int fd) nogil
+    int csock_set_status_flags(int fd, int flags) nogil
     enum:
-        F_GETFL
         O_NONBLOCK
-        F_SETFL
 
 cdef extern from "<sys/eventfd.h>" nogil:
     enum:
