@@ -6,6 +6,7 @@ CSOCKSERVER_ANNOTATE=1 for Cython's HTML annotation next to the sources.
 """
 import os
 
+import setuptools
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
@@ -27,7 +28,17 @@ engine = Extension(
     undef_macros=["NDEBUG"] if DEBUG else [],
 )
 
+
+def license_metadata():
+    """MIT, in the form this setuptools writes (see pyproject.toml)."""
+    major = int(setuptools.__version__.split(".")[0])
+    if major >= 77:
+        return {"license_expression": "MIT", "license_files": ["LICENSE"]}
+    return {"license": "MIT", "license_files": ["LICENSE"]}
+
+
 setup(
+    **license_metadata(),
     ext_modules=cythonize(
         [engine],
         compiler_directives=DIRECTIVES,
