@@ -1,0 +1,192 @@
+"""Check the release files in dist/ the way a user gets them.
+
+    python tools/check_dist.py                   # every wheel, in full
+    python tools/check_dist.py --full 3.11       # 3.11 in full, the others
+                                                 # CPython's conformance run
+    python tools/check_dist.py --sdist           # the sdist too
+
+For each wheel, with the interpreter its tag names:
+
+1. a fresh virtual environment in which no C compiler is reachable (CC,
+   CXX and LDSHARED are ``false``, and ``cc``/``gcc``/``g++``/... on PATH
+   are stand-ins that fail), into which pip may only install binaries;
+2. the wheel and the test dependencies installed there;
+3. ``import csockserver``: the compiled engine must be active, loaded from
+   the environment, not from this checkout;
+4. the tests, from a copy of tests/ outside the source tree, against the
+   installed package: in full (pytest, which includes CPython's own
+   test_socketserver, test_httpservers, test_xmlrpc and test_wsgiref on both
+   engines), or only ``tests/run_cpython_suite.py`` on the compiled engine
+   (the conformance run); in full, also ``tools/check_typing.py
+   --installed`` (mypy --strict and stubtest on the installed stubs).
+
+``--sdist`` installs the sdist the same way with this interpreter, but with
+the compiler in reach, so that pip builds it, and runs the same checks.
+"""
+
+import argparse
+import glob
+import os
+import re
+import shutil
+import stat
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _release  # noqa: E402
+
+TEST_DEPS = ("pytest>=7", "pytest-timeout>=2", "hypothesis>=6")
+TYPING_DEPS = ("mypy>=1.10",)
+COMPILERS = ("cc", "gcc", "g++", "c++", "clang", "clang++", "ld",
+             "x86_64-linux-gnu-gcc", "x86_64-linux-gnu-g++",
+             "aarch64-linux-gnu-gcc")
+
+ENGINE_CHECK = """
+import os, sys, csockserver, csockserver._cengine as cengine
+assert csockserver.IMPLEMENTATION == "cython", csockserver.IMPLEMENTATION
+prefix = os.path.realpath(sys.prefix)
+for path in (csockserver.__file__, cengine.__file__):
+    assert os.path.realpath(path).startswith(prefix + os.sep), path
+print("csockserver %s, engine %s, from %s" % (
+    csockserver.__version__, csockserver.IMPLEMENTATION,
+    os.path.dirname(cengine.__file__)))
+"""
+
+
+def no_compiler_env(workdir, venv_python):
+    """Environment variables under which no C compiler can be found."""
+    shims = os.path.join(workdir, "no-compiler")
+    os.makedirs(shims, exist_ok=True)
+    for name in COMPILERS:
+        path = os.path.join(shims, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\necho 'no compiler in this check' >&2\n"
+                    "exit 1\n")
+        os.chmod(path, os.stat(path).st_mode | stat.S_IEXEC)
+    env = dict(os.environ, CC="false", CXX="false", LDSHARED="false")
+    env["PATH"] = os.pathsep.join(
+        [os.path.dirname(venv_python), shims, os.environ.get("PATH", "")])
+    return env
+
+
+def test_env(env):
+    """*env* for running the tests: the engine required, no stray paths."""
+    env = {k: v for k, v in env.items()
+           if not k.startswith("CSOCKSERVER_") and k != "PYTHONPATH"}
+    env["CSOCKSERVER_REQUIRE_EXTENSIONS"] = "1"
+    return env
+
+
+def copy_tests(workdir):
+    """tests/ and the pytest settings, away from the package's sources."""
+    tree = os.path.join(workdir, "tree")
+    shutil.copytree(os.path.join(_release.ROOT, "tests"),
+                    os.path.join(tree, "tests"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(_release.ROOT, "pyproject.toml"), tree)
+    shutil.copytree(os.path.join(_release.ROOT, "tools"),
+                    os.path.join(tree, "tools"),
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(os.path.join(_release.ROOT, "README.md"), tree)
+    return tree
+
+
+def check_installed(python, env, workdir, full):
+    """Steps 3 and 4 above, for the csockserver installed in *python*."""
+    env = test_env(env)
+    _release.run([python, "-c", ENGINE_CHECK], env=env, cwd=workdir)
+    tree = copy_tests(workdir)
+    if full:
+        _release.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                      "tests"], env=env, cwd=tree)
+        _release.run([python, os.path.join("tools", "check_typing.py"),
+                      "--installed"], env=env, cwd=tree)
+    else:
+        _release.run([python, os.path.join("tests", "run_cpython_suite.py")],
+                     env=env, cwd=tree)
+
+
+def check_wheel(wheel, interp, full):
+    print("\n== %s on Python %s (%s) ==" % (
+        os.path.basename(wheel), interp.version,
+        "full" if full else "conformance"), flush=True)
+    with tempfile.TemporaryDirectory(prefix="csock-check-") as workdir:
+        venv = os.path.join(workdir, "venv")
+        python = _release.make_venv(interp, venv)
+        env = no_compiler_env(workdir, python)
+        _release.run([python, "-c",
+                      "import shutil, sys; cc = shutil.which('gcc');"
+                      " assert cc and 'no-compiler' in cc, cc"], env=env)
+        deps = list(TEST_DEPS) + (list(TYPING_DEPS) if full else [])
+        _release.run([python, "-m", "pip", "install",
+                      "--disable-pip-version-check", "--only-binary", ":all:",
+                      wheel] + deps, quiet=True, env=env)
+        check_installed(python, env, workdir, full)
+
+
+def check_sdist(sdist, interp, full):
+    print("\n== %s on Python %s, built by pip (%s) ==" % (
+        os.path.basename(sdist), interp.version,
+        "full" if full else "conformance"), flush=True)
+    with tempfile.TemporaryDirectory(prefix="csock-check-") as workdir:
+        python = _release.make_venv(interp, os.path.join(workdir, "venv"))
+        env = dict(os.environ)
+        env["PATH"] = os.pathsep.join([os.path.dirname(python),
+                                       env.get("PATH", "")])
+        deps = list(TEST_DEPS) + (list(TYPING_DEPS) if full else [])
+        _release.run([python, "-m", "pip", "install",
+                      "--disable-pip-version-check", sdist] + deps,
+                     quiet=True, env=env)
+        check_installed(python, env, workdir, full)
+
+
+def wheel_tag(path):
+    match = re.search(r"-(cp3\d+)-(cp3\d+|abi3)-", os.path.basename(path))
+    if not match:
+        raise SystemExit("not a CPython wheel: %s" % path)
+    return match.group(1)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dist", default=_release.DIST)
+    parser.add_argument("--full", action="append", default=None,
+                        metavar="VERSION",
+                        help="check these interpreters' wheels in full and"
+                             " the others with the conformance run only"
+                             " (default: every wheel in full)")
+    parser.add_argument("--sdist", action="store_true",
+                        help="also build and check the sdist")
+    args = parser.parse_args(argv)
+
+    wheels = sorted(glob.glob(os.path.join(args.dist, "*.whl")))
+    if not wheels:
+        raise SystemExit("no wheels in %s: run tools/build_wheels.py"
+                         % args.dist)
+    interpreters = {i.tag: i for i in _release.find_interpreters()}
+    full_tags = None if args.full is None else {
+        i.tag for i in _release.find_interpreters(args.full)}
+    checked = []
+    for wheel in wheels:
+        tag = wheel_tag(wheel)
+        if tag not in interpreters:
+            raise SystemExit("no interpreter for %s" % wheel)
+        full = full_tags is None or tag in full_tags
+        check_wheel(wheel, interpreters[tag], full)
+        checked.append("%s: %s" % (os.path.basename(wheel),
+                                   "full" if full else "conformance"))
+    if args.sdist:
+        sdist = glob.glob(os.path.join(args.dist, "*.tar.gz"))[0]
+        host = _release.find_interpreters([sys.executable])[0]
+        full = full_tags is None or host.tag in full_tags
+        check_sdist(sdist, host, full)
+        checked.append("%s on %s: %s" % (os.path.basename(sdist),
+                                         host.version,
+                                         "full" if full else "conformance"))
+    print("\nchecked:\n  " + "\n  ".join(checked))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
