@@ -303,6 +303,11 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                     _raise_errno(err)
                 PyErr_CheckSignals()
                 continue
+            if n == 0:
+                # A signal that landed between the flag check and poll()
+                # did not interrupt it: its handler runs now, at the latest
+                # on the SIGNAL_CHECK_INTERVAL wake-up.
+                PyErr_CheckSignals()
             if server._csock_stop:
                 break
             if fds[1].revents:
@@ -375,9 +380,10 @@ def handle_request(server, plan, int fd, timeout):
             err = errno
             if n > 0 and listener is not None:
                 count = _accept_batch(listener.fd, False, &conn, 1, &err)
-        if n < 0:
-            if err != EINTR:
+        if n <= 0:
+            if n < 0 and err != EINTR:
                 _raise_errno(err)
+            # Also on a timeout: a signal may have landed just before poll().
             PyErr_CheckSignals()
         elif n > 0 and listener is not None:
             if count:

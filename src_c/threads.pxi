@@ -438,11 +438,12 @@ cdef int _wait_for_stop(object server, Waker waker) except -1:
         with nogil:
             n = poll(&pfd, 1, cap)
             err = errno
-        if n < 0:
-            if err != EINTR:
+        if n <= 0:
+            if n < 0 and err != EINTR:
                 _raise_errno(err)
+            # Also on a timeout: a signal may have landed just before poll().
             PyErr_CheckSignals()
-        elif n > 0:
+        else:
             waker.drain()
     return 0
 

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import textwrap
+import time
 
 import pytest
 
@@ -66,6 +67,20 @@ def test_shutdown_ends_every_worker():
         assert server.worker_pids == frozenset()
     finally:
         runner.stop()
+
+
+def test_shutdown_right_after_start_ends_every_worker():
+    """shutdown() while workers are still being forked and starting up:
+    each one, whatever it was doing when its SIGTERM came, exits."""
+    for round_ in range(100):
+        server = prefork_server(processes=3)
+        runner = serving(server).start()
+        try:
+            time.sleep((round_ % 10) * 0.001)
+            runner.shutdown()
+            assert server.worker_pids == frozenset()
+        finally:
+            runner.stop()
 
 
 def test_a_killed_worker_is_replaced():

@@ -192,8 +192,16 @@ def test_shutdown_from_a_request_thread(impl):
 # -- Ctrl-C ----------------------------------------------------------------
 
 CHILD = r"""
-import json, sys
+import json, signal, sys, threading, time
 impl_name, mode = sys.argv[1], sys.argv[2]
+if sys.argv[3:] == ["signal-on-a-thread"]:
+    # SIGINT raised in a thread of its own: the C-level handler runs there,
+    # so the main thread's wait is not interrupted (as when Ctrl-C lands
+    # just before it starts waiting) and must still act on it.
+    def interrupt():
+        time.sleep(0.3)
+        signal.raise_signal(signal.SIGINT)
+    threading.Thread(target=interrupt, daemon=True).start()
 if impl_name == "csock":
     import csockserver as ss
 else:
@@ -281,3 +289,34 @@ def test_ctrl_c_stops_serving_main_thread(impl, mode):
         proc.stdout.close()
         proc.stderr.close()
 
+
+
+@pytest.mark.parametrize("mode", ["sync", "threading", "handle_request"])
+def test_ctrl_c_acted_on_when_the_wait_is_not_interrupted(impl, mode):
+    """A signal whose C handler ran on another thread leaves the main
+    thread's poll() uninterrupted; the loop still runs the Python handler
+    within its one-second signal check, instead of at the next request."""
+    if impl is not csockserver and mode == "handle_request":
+        pytest.skip("socketserver's handle_request() without a timeout"
+                    " waits in select() until a request comes")
+    name = "csock" if impl is csockserver else "stdlib"
+    proc = subprocess.Popen([PYTHON, "-c", CHILD, name, mode,
+                             "signal-on-a-thread"],
+                            cwd=REPO_ROOT, env=child_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        json.loads(read_line_from(proc, CHILD_START))
+        try:
+            proc.wait(timeout=CHILD_START)
+        except subprocess.TimeoutExpired:
+            pytest.fail("child still serving %.0f s after SIGINT"
+                        % CHILD_START)
+        stderr = proc.stderr.read().decode(errors="replace")
+        assert "KeyboardInterrupt" in stderr.splitlines()[-1], stderr
+        assert b"serve_forever returned" not in proc.stdout.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(CHILD_START)
+        proc.stdout.close()
+        proc.stderr.close()
