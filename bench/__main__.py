@@ -26,7 +26,7 @@ import time
 
 from . import report
 from .measure import measure
-from .workloads import preset
+from .workloads import against_build, preset
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,6 +47,10 @@ def parse_args(argv):
                              "'-' for none")
     parser.add_argument("--no-pin", action="store_true",
                         help="do not pin with taskset")
+    parser.add_argument("--compare-build", metavar="NAME=PATH",
+                        help="measure only the stdlib and the compiled"
+                             " engine, beside the csockserver found in PATH"
+                             " (another build: its rows are labelled NAME)")
     return parser.parse_args(argv)
 
 
@@ -58,6 +62,11 @@ def main(argv=None):
             settings[name] = getattr(args, name)
     workloads = [w for w in settings["workloads"]
                  if not args.only or any(o in w.name for o in args.only)]
+    if args.compare_build:
+        name, _, path = args.compare_build.partition("=")
+        if not os.path.isdir(os.path.join(path, "csockserver")):
+            raise SystemExit("--compare-build: no csockserver in %r" % path)
+        workloads = against_build(workloads, name, os.path.abspath(path))
     pin = not args.no_pin and shutil.which("taskset") is not None
     command = "python -m bench " + " ".join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

@@ -82,7 +82,8 @@ def _server_argv(workload, server, tools, unix_path):
 
 def _server_env(server):
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [ROOT, env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [server.path, ROOT, env.get("PYTHONPATH")]))
     env.pop("CSOCKSERVER_NO_EXTENSIONS", None)
     env.pop("CSOCKSERVER_REQUIRE_EXTENSIONS", None)
     if server.impl == "csock":
@@ -131,7 +132,9 @@ def measure(workload, server, tools, settings, pin):
         _pinned(_server_argv(workload, server, tools, unix_path),
                 SERVER_CPU, pin),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        env=_server_env(server), cwd=ROOT)
+        # ``python -m`` puts the working directory first on sys.path, so
+        # another build is measured from its own directory.
+        env=_server_env(server), cwd=server.path or ROOT)
     try:
         return _drive(proc, workload, settings, pin, tools)
     except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:

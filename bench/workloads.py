@@ -4,7 +4,10 @@ from collections import namedtuple
 
 # impl: stdlib | csock | naive_pool | naive_lf | asyncio | c
 # engine: for csock, "cython" or "python"; dispatch: sync|threading|forking
-Server = namedtuple("Server", "label impl dispatch engine")
+# path: for csock, a directory put first on PYTHONPATH, so that another
+# build of csockserver is measured (None: this checkout's).
+Server = namedtuple("Server", "label impl dispatch engine path",
+                    defaults=(None,))
 # server_workload: what bench.servers / echo_epoll serve; mode: loadgen mode
 Workload = namedtuple(
     "Workload", "name title server_workload mode family size conns servers")
@@ -96,3 +99,20 @@ def preset(quick):
                 "duration": 1.0, "warmup": 0.3}
     return {"workloads": full_workloads(), "repeat": 3,
             "duration": 3.0, "warmup": 0.5}
+
+
+def against_build(workloads, name, path):
+    """The workloads with only the stdlib and compiled csockserver rows,
+    plus the compiled engine of the csockserver build at *path*."""
+    compared = []
+    for w in workloads:
+        servers = []
+        for server in w.servers:
+            if server.impl == "stdlib":
+                servers.append(server)
+            elif server.impl == "csock" and server.engine == "cython":
+                servers.append(server)
+                servers.append(server._replace(
+                    label="%s [%s]" % (server.label, name), path=path))
+        compared.append(w._replace(servers=servers))
+    return compared
