@@ -1,7 +1,7 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
 
-.PHONY: build debug annotate test test-c test-py conformance bench bench-quick bench-micro clean
+.PHONY: build debug annotate test test-c test-py conformance typing wheels check-dist bench bench-quick bench-micro clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -24,6 +24,15 @@ conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgir
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 
+typing:           ## mypy --strict on README's examples and tests/test_typed_usage.py; stubtest
+	$(PYTHON) tools/check_typing.py
+
+wheels:           ## dist/: the sdist and a manylinux wheel per pyenv CPython 3.8+
+	$(PYTHON) tools/build_wheels.py
+
+check-dist:       ## each wheel in a venv without a compiler (3.11 in full), and the sdist
+	$(PYTHON) tools/check_dist.py --full 3.11 --sdist
+
 bench: build      ## the full side-by-side matrix (~15 min); writes bench/RESULTS.md
 	$(PYTHON) -m bench
 
@@ -34,4 +43,4 @@ bench-micro: build  ## pytest-benchmark of the per-request path
 	$(PYTHON) -m pytest bench/micro -p no:cacheprovider
 
 clean:
-	rm -rf build bench/_build csockserver/*.so src_c/*.c src_c/*.html
+	rm -rf build dist bench/_build csockserver/*.so src_c/*.c src_c/*.html
