@@ -160,7 +160,8 @@ def main(argv=None):
                         help="also build and check the sdist")
     args = parser.parse_args(argv)
 
-    wheels = sorted(glob.glob(os.path.join(args.dist, "*.whl")))
+    wheels = sorted(glob.glob(os.path.join(args.dist, "*.whl")),
+                    key=lambda path: int(wheel_tag(path)[2:]))  # cp38 first
     if not wheels:
         raise SystemExit("no wheels in %s: run tools/build_wheels.py"
                          % args.dist)
