@@ -1,7 +1,8 @@
 # StreamRequestHandler's rfile and wfile in C: a buffered reader standing in
-# for socket.makefile('rb'), and the write() of socketserver's _SocketWriter.  Same results, same exceptions, same socket timeout rules;
-# the buffer and the syscalls stay in C, and the GIL is released only when a
-# call has to wait for the peer.  (EWOULDBLOCK is EAGAIN on Linux.)
+# for socket.makefile('rb'), and the write() of socketserver's _SocketWriter.
+# Same results, same exceptions, same socket timeout rules; the buffer and
+# the syscalls stay in C, and the GIL is released only when a call has to
+# wait for the peer.  (EWOULDBLOCK is EAGAIN on Linux.)
 
 # How much a refill asks of the kernel: what BufferedReader over makefile()
 # asks, so data is never read more than one buffer ahead.

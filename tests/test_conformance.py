@@ -16,6 +16,7 @@ import sys
 
 import pytest
 
+from csockserver._engine import _flag  # the engine's own reading of them
 from run_cpython_suite import NO_TEST_PACKAGE, ROOT, SUITES
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -53,11 +54,9 @@ def _engines():
     checks that engine only, so the suites do not run twice per engine; a
     plain run checks both.
     """
-    def flag(name):
-        return os.environ.get(name, "") not in ("", "0")
-    if flag("CSOCKSERVER_NO_EXTENSIONS"):
+    if _flag("CSOCKSERVER_NO_EXTENSIONS"):
         return ["python"]
-    if flag("CSOCKSERVER_REQUIRE_EXTENSIONS"):
+    if _flag("CSOCKSERVER_REQUIRE_EXTENSIONS"):
         return ["cython"]
     return ["cython", "python"]
 

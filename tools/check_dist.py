@@ -107,37 +107,27 @@ def check_installed(python, env, workdir, full):
                      env=env, cwd=tree)
 
 
-def check_wheel(wheel, interp, full):
-    print("\n== %s on Python %s (%s) ==" % (
-        os.path.basename(wheel), interp.version,
-        "full" if full else "conformance"), flush=True)
-    with tempfile.TemporaryDirectory(prefix="csock-check-") as workdir:
-        venv = os.path.join(workdir, "venv")
-        python = _release.make_venv(interp, venv)
-        env = no_compiler_env(workdir, python)
-        _release.run([python, "-c",
-                      "import shutil, sys; cc = shutil.which('gcc');"
-                      " assert cc and 'no-compiler' in cc, cc"], env=env)
-        deps = list(TEST_DEPS) + (list(TYPING_DEPS) if full else [])
-        _release.run([python, "-m", "pip", "install",
-                      "--disable-pip-version-check", "--only-binary", ":all:",
-                      wheel] + deps, quiet=True, env=env)
-        check_installed(python, env, workdir, full)
-
-
-def check_sdist(sdist, interp, full):
-    print("\n== %s on Python %s, built by pip (%s) ==" % (
-        os.path.basename(sdist), interp.version,
+def check_release_file(path, interp, full, compiler):
+    """Steps 1-4 above for one wheel (*compiler* False) or the sdist."""
+    print("\n== %s on Python %s%s (%s) ==" % (
+        os.path.basename(path), interp.version,
+        ", built by pip" if compiler else "",
         "full" if full else "conformance"), flush=True)
     with tempfile.TemporaryDirectory(prefix="csock-check-") as workdir:
         python = _release.make_venv(interp, os.path.join(workdir, "venv"))
-        env = dict(os.environ)
-        env["PATH"] = os.pathsep.join([os.path.dirname(python),
-                                       env.get("PATH", "")])
+        pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
+        if compiler:
+            env = dict(os.environ)
+            env["PATH"] = os.pathsep.join([os.path.dirname(python),
+                                           env.get("PATH", "")])
+        else:
+            env = no_compiler_env(workdir, python)
+            _release.run([python, "-c",
+                          "import shutil, sys; cc = shutil.which('gcc');"
+                          " assert cc and 'no-compiler' in cc, cc"], env=env)
+            pip += ["--only-binary", ":all:"]
         deps = list(TEST_DEPS) + (list(TYPING_DEPS) if full else [])
-        _release.run([python, "-m", "pip", "install",
-                      "--disable-pip-version-check", sdist] + deps,
-                     quiet=True, env=env)
+        _release.run(pip + [path] + deps, quiet=True, env=env)
         check_installed(python, env, workdir, full)
 
 
@@ -174,14 +164,14 @@ def main(argv=None):
         if tag not in interpreters:
             raise SystemExit("no interpreter for %s" % wheel)
         full = full_tags is None or tag in full_tags
-        check_wheel(wheel, interpreters[tag], full)
+        check_release_file(wheel, interpreters[tag], full, compiler=False)
         checked.append("%s: %s" % (os.path.basename(wheel),
                                    "full" if full else "conformance"))
     if args.sdist:
         sdist = glob.glob(os.path.join(args.dist, "*.tar.gz"))[0]
         host = _release.find_interpreters([sys.executable])[0]
         full = full_tags is None or host.tag in full_tags
-        check_sdist(sdist, host, full)
+        check_release_file(sdist, host, full, compiler=True)
         checked.append("%s on %s: %s" % (os.path.basename(sdist),
                                          host.version,
                                          "full" if full else "conformance"))
