@@ -2,9 +2,10 @@
 
 The compiled engine (``csockserver._cengine``) is used when it imports.
 ``CSOCKSERVER_NO_EXTENSIONS=1`` forces the pure-Python twin
-(``csockserver._pyengine``); ``CSOCKSERVER_REQUIRE_EXTENSIONS=1`` turns a
+(``csockserver._pure``); ``CSOCKSERVER_REQUIRE_EXTENSIONS=1`` turns a
 missing or broken compiled engine into an ImportError instead of a silent
-fallback (CI sets it, so a build problem cannot hide).
+fallback (CI sets it, so a build problem cannot hide).  Either one
+implements ``_contract.Engine``.
 """
 
 import os
@@ -15,7 +16,7 @@ def _flag(name):
 
 
 if _flag("CSOCKSERVER_NO_EXTENSIONS"):
-    from . import _pyengine as engine
+    from . import _pure as engine
     IMPLEMENTATION = "python"
 else:
     try:
@@ -24,5 +25,5 @@ else:
     except ImportError:
         if _flag("CSOCKSERVER_REQUIRE_EXTENSIONS"):
             raise
-        from . import _pyengine as engine
+        from . import _pure as engine
         IMPLEMENTATION = "python"

@@ -7,32 +7,78 @@ instance does not shadow it.  Anything else - an override in a subclass, a
 function set on the instance, a socket we do not know how to drive - makes
 the engine call the Python method, exactly where socketserver calls it.
 
-Kinds are small ints so the compiled engine can switch on them cheaply.
+``HOOKS`` is the one table of hooks: the Plan's fields, the stock tables
+and the compiled engine's ``HookPlan`` all follow it (the compiled engine
+checks at import that its struct and its kinds agree with this module).
 """
 
+import enum
 import socket
+from typing import NamedTuple, Tuple
 
 import _socket
 
-# Each hook is either PYTHON (call the method) or one of the stock kinds.
-PYTHON = 0
-# get_request
-ACCEPT = 1        # TCPServer.get_request on a plain socket.socket
-RECVFROM = 2      # UDPServer.get_request on a plain socket.socket
-# verify_request, process_request, finish_request, _handle_request_noblock,
-# service_actions, handle_timeout, process_request_thread, collect_children
-STOCK = 1
-# process_request: the mix-ins' stock ones
-THREAD = 2        # ThreadingMixIn's: run it on a worker thread
-FORK = 3          # ForkingMixIn's: run it in a child process
-# service_actions
-REAP = 2          # ForkingMixIn's, with the stock collect_children
-# shutdown_request
-SHUT_WR_THEN_CLOSE = 1   # TCPServer's: shutdown(SHUT_WR), then close_request
-CLOSE_ONLY = 2           # BaseServer's and UDPServer's: close_request
-# close_request
-CLOSE = 1         # TCPServer's: request.close()
-NOTHING = 2       # BaseServer's and UDPServer's
+
+class Kind(enum.IntEnum):
+    """What the engine does for one hook.  Each stock kind belongs to one
+    hook only; PYTHON, for any hook, means: call the Python method."""
+
+    PYTHON = 0
+    ACCEPT = 1              # get_request: TCPServer's, sock.accept()
+    RECVFROM = 2            # get_request: UDPServer's, sock.recvfrom()
+    ALLOW = 3               # verify_request: BaseServer's, always True
+    IN_PLACE = 4            # process_request: BaseServer's, finish + shut down
+    THREAD = 5              # process_request: ThreadingMixIn's
+    FORK = 6                # process_request: ForkingMixIn's
+    NEW_HANDLER = 7         # finish_request: BaseServer's, the handler class
+    SHUT_WR_THEN_CLOSE = 8  # shutdown_request: TCPServer's
+    CLOSE_ONLY = 9          # shutdown_request: BaseServer's and UDPServer's
+    CLOSE_SOCKET = 10       # close_request: TCPServer's, request.close()
+    NO_CLOSE = 11           # close_request: BaseServer's and UDPServer's
+    NO_ACTIONS = 12         # service_actions: BaseServer's, nothing
+    REAP = 13               # service_actions: ForkingMixIn's, collect_children
+    NO_TIMEOUT_ACTION = 14  # handle_timeout: BaseServer's, nothing
+    TAKE_ONE = 15           # _handle_request_noblock: BaseServer's
+    THREAD_BODY = 16        # process_request_thread: ThreadingMixIn's
+    REAP_OWN = 17           # collect_children: ForkingMixIn's
+
+
+class Hook(NamedTuple):
+    """One overridable hook and the stock implementations the engines run."""
+
+    name: str                        # the method's name on the server
+    field: str                       # the Plan's (and HookPlan's) field
+    stock: Tuple[Tuple[str, Kind], ...]  # (class defining it, its kind)
+
+
+HOOKS = (
+    Hook("get_request", "get_request",
+         (("TCPServer", Kind.ACCEPT), ("UDPServer", Kind.RECVFROM))),
+    Hook("verify_request", "verify_request", (("BaseServer", Kind.ALLOW),)),
+    Hook("process_request", "process_request",
+         (("BaseServer", Kind.IN_PLACE), ("ThreadingMixIn", Kind.THREAD),
+          ("ForkingMixIn", Kind.FORK))),
+    Hook("finish_request", "finish_request",
+         (("BaseServer", Kind.NEW_HANDLER),)),
+    Hook("shutdown_request", "shutdown_request",
+         (("TCPServer", Kind.SHUT_WR_THEN_CLOSE),
+          ("BaseServer", Kind.CLOSE_ONLY), ("UDPServer", Kind.CLOSE_ONLY))),
+    Hook("close_request", "close_request",
+         (("TCPServer", Kind.CLOSE_SOCKET), ("BaseServer", Kind.NO_CLOSE),
+          ("UDPServer", Kind.NO_CLOSE))),
+    Hook("service_actions", "service_actions",
+         (("BaseServer", Kind.NO_ACTIONS), ("ForkingMixIn", Kind.REAP))),
+    Hook("handle_timeout", "handle_timeout",
+         (("BaseServer", Kind.NO_TIMEOUT_ACTION),)),
+    Hook("_handle_request_noblock", "handle_request_noblock",
+         (("BaseServer", Kind.TAKE_ONE),)),
+    Hook("process_request_thread", "process_request_thread",
+         (("ThreadingMixIn", Kind.THREAD_BODY),)),
+    Hook("collect_children", "collect_children",
+         (("ForkingMixIn", Kind.REAP_OWN),)),
+)
+
+FIELDS = tuple(hook.field for hook in HOOKS)
 
 # Address families whose addresses the compiled engine can decode itself.
 FAST_FAMILIES = frozenset(
@@ -42,105 +88,66 @@ FAST_FAMILIES = frozenset(
 # socket.socket.family builds an enum on every read; this is the raw int.
 _raw_family = _socket.socket.family.__get__
 
-_HOOK_NAMES = frozenset((
-    "get_request", "verify_request", "process_request", "finish_request",
-    "shutdown_request", "close_request", "service_actions", "handle_timeout",
-    "_handle_request_noblock", "process_request_thread", "collect_children",
-))
-
 
 class Plan:
-    """What the engine may do itself for one server, fixed when serving starts."""
-
-    __slots__ = ("get_request", "verify_request", "process_request",
-                 "finish_request", "shutdown_request", "close_request",
-                 "service_actions", "handle_timeout", "handle_request_noblock",
-                 "process_request_thread", "collect_children", "socket")
+    """What the engine may do itself for one server, fixed when serving
+    starts: one attribute per field of HOOKS, holding a Kind, and
+    ``socket``, the listening socket when the engine may drive it (else
+    None).  Its ``__dict__`` is all of that, and is what the compiled engine
+    reads."""
 
     def __repr__(self):
-        fields = ", ".join("{}={!r}".format(name, getattr(self, name))
-                           for name in self.__slots__)
-        return "Plan({})".format(fields)
+        fields = ", ".join("{}={}".format(field, Kind(getattr(self, field)).name)
+                           for field in FIELDS)
+        return "Plan({}, socket={!r})".format(fields, self.socket)
 
 
-def _stock_tables():
-    """Pairs of (hook name, {our stock function: its kind}), plan field order."""
-    from . import _socketserver as api
-    return (
-        ("get_request", {api.TCPServer.get_request: ACCEPT,
-                         api.UDPServer.get_request: RECVFROM}),
-        ("verify_request", {api.BaseServer.verify_request: STOCK}),
-        ("process_request", dict(
-            [(api.BaseServer.process_request, STOCK),
-             (api.ThreadingMixIn.process_request, THREAD)]
-            + _forking(api, "process_request", FORK))),
-        ("finish_request", {api.BaseServer.finish_request: STOCK}),
-        ("shutdown_request", {
-            api.TCPServer.shutdown_request: SHUT_WR_THEN_CLOSE,
-            api.BaseServer.shutdown_request: CLOSE_ONLY,
-            api.UDPServer.shutdown_request: CLOSE_ONLY}),
-        ("close_request", {api.TCPServer.close_request: CLOSE,
-                           api.BaseServer.close_request: NOTHING,
-                           api.UDPServer.close_request: NOTHING}),
-        ("service_actions", dict(
-            [(api.BaseServer.service_actions, STOCK)]
-            + _forking(api, "service_actions", REAP))),
-        ("handle_timeout", {api.BaseServer.handle_timeout: STOCK}),
-        ("_handle_request_noblock", {
-            api.BaseServer._handle_request_noblock: STOCK}),
-        ("process_request_thread", {
-            api.ThreadingMixIn.process_request_thread: STOCK}),
-        ("collect_children", dict(_forking(api, "collect_children", STOCK))),
-    )
+# (hook name, field, {our stock function: its kind}.get), in HOOKS order.
+_STOCK = None
 
 
-def _forking(api, name, kind):
-    """[(ForkingMixIn's stock *name*, kind)], or [] where there is no fork."""
-    mixin = getattr(api, "ForkingMixIn", None)
-    return [] if mixin is None else [(getattr(mixin, name), kind)]
+def record_stock_hooks(api):
+    """Remember our own hook functions, from the API module *api*.
 
-
-_TABLES = None
-
-
-def record_stock_hooks():
-    """Remember our own hook functions; called once, when the API module
-    has just defined them, so that a hook patched onto our classes later
-    (even before the first request) is never mistaken for a stock one."""
-    global _TABLES
-    _TABLES = _stock_tables()
-    assert {name for name, _ in _TABLES} == _HOOK_NAMES
+    Called once, when the API module has just defined them, so that a hook
+    patched onto our classes later (even before the first request) is
+    never mistaken for a stock one.  A class the platform lacks
+    (ForkingMixIn without fork) contributes nothing.
+    """
+    global _STOCK
+    _STOCK = tuple(
+        (hook.name, hook.field,
+         {vars(getattr(api, owner))[hook.name]: kind
+          for owner, kind in hook.stock if hasattr(api, owner)}.get)
+        for hook in HOOKS)
 
 
 def make_plan(server):
     """Work out, for *server* as it is now, which hooks the engine may run.
 
-    Called each time serving starts (every handle_request() too), so class
-    attributes patched between calls are seen; it costs about 1.5 µs.
+    Called each time serving starts (every handle_request() too, and every
+    handoff to a worker thread), so class attributes patched between calls
+    are seen; it costs about 2 µs.
     """
     cls = type(server)
-    shadowed = vars(server).keys() & _HOOK_NAMES
-    kinds = [PYTHON if name in shadowed
-             else table.get(getattr(cls, name, None), PYTHON)
-             for name, table in _TABLES]
-    plan = Plan()
-    (get_request, plan.verify_request, plan.process_request,
-     plan.finish_request, plan.shutdown_request, plan.close_request,
-     plan.service_actions, plan.handle_timeout,
-     plan.handle_request_noblock, plan.process_request_thread,
-     plan.collect_children) = kinds
+    instance = vars(server)
+    python = Kind.PYTHON
+    kinds = {field: python if name in instance
+             else stock_kind(getattr(cls, name, None), python)
+             for name, field, stock_kind in _STOCK}
     # ForkingMixIn's service_actions only calls collect_children: the engine
     # may reap itself only while that one is ours too.
-    if plan.service_actions == REAP and plan.collect_children != STOCK:
-        plan.service_actions = PYTHON
+    if (kinds["service_actions"] == Kind.REAP
+            and kinds["collect_children"] != Kind.REAP_OWN):
+        kinds["service_actions"] = python
     sock = getattr(server, "socket", None)
     # The fast accept/recvfrom only drives a plain socket.socket of a family
     # it can decode; an SSLSocket or anything else goes through its methods.
-    if (get_request != PYTHON and type(sock) is socket.socket
-            and _raw_family(sock) in FAST_FAMILIES):
-        plan.get_request = get_request
-        plan.socket = sock
-    else:
-        plan.get_request = PYTHON
-        plan.socket = None
+    if (kinds["get_request"] == python or type(sock) is not socket.socket
+            or _raw_family(sock) not in FAST_FAMILIES):
+        kinds["get_request"] = python
+        sock = None
+    kinds["socket"] = sock
+    plan = Plan()
+    plan.__dict__ = kinds
     return plan

@@ -27,6 +27,8 @@ import threading
 import time
 import traceback
 
+from ._common import SIGNAL_CHECK_INTERVAL, close_threads
+from ._contract import ENGINE_STATE, WAKER
 from ._engine import engine as _engine
 from ._socketserver import TCPServer, ThreadingMixIn, UDPServer
 
@@ -35,8 +37,6 @@ from ._socketserver import TCPServer, ThreadingMixIn, UDPServer
 _QUICK_DEATH = 1.0
 _RESTART_PAUSE_FIRST = 0.1
 _RESTART_PAUSE_MAX = 5.0
-# Main-thread wake-up bound, so that signals are acted on promptly.
-_SIGNAL_CHECK = 1.0
 # Without pidfds, how often the supervisor looks for dead workers.
 _NO_PIDFD_POLL = 0.1
 
@@ -139,7 +139,7 @@ class _Supervisor:
             now = time.monotonic()
             if self.missing and now >= self.restart_at:
                 self._start_missing(reaper)
-            wait = _SIGNAL_CHECK if main else None
+            wait = SIGNAL_CHECK_INTERVAL if main else None
             if self.missing:
                 wait = max(0.0, min(wait or 1e9, self.restart_at - now))
             if not reaper.works:
@@ -207,8 +207,7 @@ def _run_worker(server, poll_interval):
     try:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
         # Forget the parent's dispatch state: its threads do not exist here.
-        for name in ("_csock_workers", "_csock_pool", "_csock_crew",
-                     "_csock_reaper", "_csock_waker"):
+        for name in ENGINE_STATE + (WAKER,):
             vars(server).pop(name, None)
         server._BaseServer__shutdown_request = False
         server.worker_pids = frozenset()
@@ -239,7 +238,7 @@ def _finish_requests(server):
     """What server_close() would wait for, without closing anything the
     user's server_close() might (a worker shares the parent's socket)."""
     if hasattr(server, "process_request_thread"):   # ThreadingMixIn
-        _engine.close_threads(server)
+        close_threads(server)
         server._threads.join()
     if hasattr(server, "collect_children"):         # ForkingMixIn
         server.collect_children(blocking=server.block_on_close)

@@ -16,8 +16,9 @@ Class tree (the same as the standard library's)::
 Every hook below is a plain method with a plain Python body, so subclasses
 override and call ``super()`` exactly as with the standard library.  The
 waiting and the per-request bookkeeping are done by the engine (compiled, or
-its pure-Python twin); ``_plan.make_plan`` tells it which hooks are still
-the stock ones, and it calls Python for every hook that is not.
+its pure-Python twin, both behind the interface in ``_contract``);
+``_plan.make_plan`` tells it which hooks are still the stock ones, and it
+calls Python for every hook that is not.
 """
 
 import os
@@ -25,7 +26,7 @@ import socket
 import sys
 import threading
 
-from . import _plan, _streams
+from . import _common, _plan, _streams
 from ._streams import _SocketWriter
 from ._threadlist import _NoThreads, _Threads
 from ._engine import engine as _engine
@@ -73,7 +74,8 @@ class BaseServer:
     timeout = None
 
     # Private state of ours lives under a ``_csock_`` prefix so that it does
-    # not collide with attributes of users' subclasses.
+    # not collide with attributes of users' subclasses (the engines' own is
+    # listed in _contract).
     _csock_stop = False
     _csock_waker = None
 
@@ -410,7 +412,7 @@ class ThreadingMixIn:
         """Close the server, stop idle workers, and join the request threads
         that ``block_on_close`` says to wait for."""
         super().server_close()
-        _engine.close_threads(self)
+        _common.close_threads(self)
         self._threads.join()
 
 
@@ -522,4 +524,4 @@ class DatagramRequestHandler(BaseRequestHandler):
         self.socket.sendto(self.wfile.getvalue(), self.client_address)
 
 
-_plan.record_stock_hooks()
+_plan.record_stock_hooks(sys.modules[__name__])

@@ -46,8 +46,9 @@ class _SocketWriter(BufferedIOBase):
         return self._sock.fileno()
 
 
-_CompiledReader = getattr(engine, "SocketReader", None)
-_compiled_write = getattr(engine, "socket_writer_write", None)
+# None with the pure engine: then the standard library's files serve.
+_CompiledReader = engine.SocketReader
+_compiled_write = engine.socket_writer_write
 
 if _compiled_write is not None:
     class _CompiledSocketWriter(_SocketWriter):

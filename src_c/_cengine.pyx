@@ -1,19 +1,25 @@
 """csockserver's compiled engine.
 
-The same interface as ``csockserver._pyengine`` (read its docstring for the
-contract); this one waits with the GIL released, accepts and receives in C,
-and runs the stock hooks without entering Python.  Parts, by concern:
+It implements ``csockserver._contract.Engine``, as ``csockserver._pure``
+does in plain Python (each .pxi here has its twin module there); this one
+waits with the GIL released, accepts and receives in C, and runs the stock
+hooks without entering Python.  Parts, by concern, each using only those
+above it:
 
+- util.pxi:      errors, clocks, timeouts, fd flags;
 - transport.pxi: accept/recvfrom and address decoding;
-- requests.pxi:  one request's path through the hooks;
-- loop.pxi:      the waker and the serving loops;
+- requests.pxi:  the plan, and one request's finish/shutdown/close steps;
 - threads.pxi:   ThreadingMixIn's worker threads;
-- fork.pxi:      ForkingMixIn's children and their reaping;
+- fork.pxi:      ForkingMixIn's children and their Reaper;
+- loop.pxi:      the waker, the serving loops, verify and dispatch;
 - streams.pxi:   StreamRequestHandler's rfile and wfile.
+
+What runs once per thread, child or server_close is shared with the pure
+engine, in Python (``csockserver._common``); nothing here imports the pure
+engine.
 """
 
-from libc.errno cimport (errno, EINTR, EMFILE, ENFILE, ENOBUFS, ENOMEM,
-                         EBADF, EINVAL, ECHILD, EAGAIN, ENOSYS, EPERM)
+from libc.errno cimport errno, EINTR, EBADF, EAGAIN, ENOSYS, EPERM
 from libc.math cimport ceil
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
@@ -32,26 +38,25 @@ from cpython.pythread cimport (
     NOWAIT_LOCK, WAIT_LOCK)
 from cpython.contextvars cimport PyContext_New, PyContext_Enter, PyContext_Exit
 
-from posixnet cimport (
+from libc_linux cimport (
     pollfd, poll, POLLIN, POLLPRI, POLLOUT, recv, send,
     socklen_t, sockaddr, sockaddr_storage, sockaddr_in, sockaddr_in6,
     sockaddr_un, accept4, shutdown as c_shutdown, recvfrom as c_recvfrom,
     AF_INET, AF_INET6, AF_UNIX, SOCK_CLOEXEC, SHUT_WR, MSG_DONTWAIT,
-    ntohs, ntohl, inet_ntop, INET6_ADDRSTRLEN,
+    ntohs, ntohl, inet_ntop, INET6_ADDRSTRLEN, strnlen,
     eventfd, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE,
     csock_get_status_flags, csock_set_status_flags, O_NONBLOCK,
     epoll_event, epoll_create1, epoll_ctl, epoll_wait,
     EPOLLIN, EPOLLONESHOT, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD,
     EPOLL_CTL_DEL,
-    pid_t, fork, _exit, usleep, syscall, SYS_pidfd_open, waitpid, WNOHANG,
+    pid_t, fork, _exit, usleep, syscall, SYS_pidfd_open,
+)
+from cpython_extra cimport (
     PyOS_BeforeFork, PyOS_AfterFork_Parent, PyOS_AfterFork_Child,
+    PyUnicode_DecodeFSDefaultAndSize,
 )
 
-cdef extern from "<string.h>" nogil:
-    size_t strnlen(const char *s, size_t maxlen)
-
-    object PyUnicode_DecodeFSDefaultAndSize(const char *s, Py_ssize_t size)
-
+import collections as _collections
 import io as _io_module
 import socket as _socket
 import sys as _sys
@@ -60,11 +65,14 @@ from os import strerror as _os_strerror
 import _socket as _csocket
 
 from csockserver import _plan
-from csockserver._pyengine import (BACKOFF_FIRST, BACKOFF_MAX,
-                                   SIGNAL_CHECK_INTERVAL)
-from csockserver._pythreads import forget_ended as _forget_ended
+from csockserver._common import (
+    BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
+    Children as _Children, forget_ended as _forget_ended,
+    workers_of as _workers_of)
+from csockserver._contract import CREW as _CREW, POOL as _POOL, STOP as _STOP
 from csockserver._threadlist import _Threads
 
+# The stdlib names the engine uses on its hot paths, looked up once.
 cdef object SocketType = _socket.socket
 cdef object _getdefaulttimeout = _socket.getdefaulttimeout
 # The C-level descriptors under socket.socket's enum-building properties.
@@ -72,36 +80,23 @@ cdef object _c_family = _csocket.socket.__dict__["family"]
 cdef object _c_type = _csocket.socket.__dict__["type"]
 cdef object _c_proto = _csocket.socket.__dict__["proto"]
 cdef object _c_close = _csocket.socket.close
+cdef object _Thread = _threading.Thread
+cdef object _current_thread = _threading.current_thread
+cdef object _Condition = _threading.Condition
+cdef object _deque = _collections.deque
 
-# The plan's kinds, as C constants; checked against _plan just below.
-cdef enum:
-    PYTHON = 0
-    STOCK = 1
-    THREAD = 2
-    FORK = 3
-    REAP = 2
-    ACCEPT = 1
-    RECVFROM = 2
-    SHUT_WR_THEN_CLOSE = 1
-    CLOSE_ONLY = 2
-    CLOSE = 1
-    NOTHING = 2
-
-assert (_plan.PYTHON, _plan.STOCK, _plan.THREAD, _plan.FORK, _plan.REAP,
-        _plan.ACCEPT, _plan.RECVFROM, _plan.SHUT_WR_THEN_CLOSE,
-        _plan.CLOSE_ONLY, _plan.CLOSE, _plan.NOTHING) == (
-            PYTHON, STOCK, THREAD, FORK, REAP, ACCEPT, RECVFROM,
-            SHUT_WR_THEN_CLOSE, CLOSE_ONLY, CLOSE, NOTHING)
+# The engine contract's names (csockserver._contract.ENGINE_NAMES); the
+# other module-level names are this module's own.
+__all__ = ["Reaper", "SocketReader", "Waker", "accept", "collect_children",
+           "fork_process", "fork_request", "handle_request",
+           "handle_request_noblock", "recvfrom", "release_reaper",
+           "serve_forever", "socket_writer_write", "start_thread_request"]
 
 
-cdef int _raise_errno(int err) except -1:
-    """Raise OSError for *err*; OSError picks the subclass (ECONNABORTED...)."""
-    raise OSError(err, _os_strerror(err))
-
-
+include "util.pxi"
 include "transport.pxi"
 include "requests.pxi"
-include "loop.pxi"
 include "threads.pxi"
 include "fork.pxi"
+include "loop.pxi"
 include "streams.pxi"

@@ -1,13 +1,11 @@
 # Fork dispatch: ForkingMixIn's requests in child processes, each child
-# watched through a pidfd so it is reaped as soon as it exits and only our
-# own children are ever waited for.  csockserver/_pyfork.py is the twin and
-# its docstring explains the choices.
+# watched through a pidfd so it is reaped as soon as it exits.  The reaping
+# itself runs once per child and is shared with the pure engine
+# (_common.Children, over this file's Reaper); here are the fork and the
+# pidfd set.  csockserver/_pure/fork.py is the twin.
 
 cdef enum:
     REAPER_EVENTS = 64          # exited children picked up per epoll_wait
-
-# How often a wait for a free child slot re-checks without pidfds (µs).
-cdef int NO_PIDFD_POLL_US = 10000
 
 
 cdef pid_t _fork() except -1:
@@ -32,7 +30,11 @@ def fork_process():
 
 
 cdef class Reaper:
-    """pidfds of one server's children, in an epoll set the loop can watch."""
+    """pidfds of one server's children, in an epoll set the loop can watch.
+
+    pidfd_open is called directly, so pidfds work on every Python version
+    (os.pidfd_open is 3.9+).
+    """
     cdef int epoll_fd
     cdef dict pidfds                # pid -> pidfd
     cdef readonly bint works        # False once pidfd_open is unavailable
@@ -107,12 +109,9 @@ cdef class Reaper:
         return all(pid in self.pidfds for pid in pids)
 
 
-cdef Reaper _reaper_of(server):
-    reaper = server.__dict__.get("_csock_reaper")
-    if reaper is None:
-        reaper = Reaper()
-        server._csock_reaper = reaper
-    return reaper
+cdef object _children = _Children(Reaper)
+collect_children = _children.collect_children
+release_reaper = _children.release_reaper
 
 
 cdef int _fork_request(object server, HookPlan *p, object request,
@@ -124,15 +123,12 @@ cdef int _fork_request(object server, HookPlan *p, object request,
         if server.active_children is None:
             server.active_children = set()
         server.active_children.add(pid)
-        _reaper_of(server).watch(pid)
+        _children.reaper_of(server).watch(pid)
         _close_request(server, p, request)
         return 0
     # In the child: never return into the serving loop.
     try:
-        if p.finish_request == STOCK:
-            server.RequestHandlerClass(request, client_address, server)
-        else:
-            server.finish_request(request, client_address)
+        _finish(server, p, request, client_address)
         status = 0
     except Exception:
         server.handle_error(request, client_address)
@@ -148,72 +144,3 @@ def fork_request(server, plan, request, client_address):
     """ForkingMixIn's stock process_request."""
     cdef HookPlan p = _read_plan(plan)
     _fork_request(server, &p, request, client_address)
-
-
-cdef int _reap(object server, Reaper reaper, pid_t pid, int flags) except -1:
-    """waitpid() one of our children; forget it once it is gone."""
-    cdef int status, err
-    cdef pid_t done
-    while True:
-        with nogil:
-            done = waitpid(pid, &status, flags)
-            err = errno
-        if done >= 0 or err != EINTR:
-            break
-        PyErr_CheckSignals()
-    if done < 0:
-        if err != ECHILD:
-            return 0
-        done = pid  # already reaped elsewhere: nothing left to wait for
-    if done:
-        server.active_children.discard(pid)
-        reaper.forget(pid)
-    return 0
-
-
-cdef int _reap_exited(object server) except -1:
-    """Reap the children that have exited, without waiting."""
-    children = server.active_children
-    if not children:
-        return 0
-    cdef Reaper reaper = _reaper_of(server)
-    for pid in reaper.exited():
-        _reap(server, reaper, pid, WNOHANG)
-    for pid in [pid for pid in children if pid not in reaper.pidfds]:
-        _reap(server, reaper, pid, WNOHANG)
-    return 0
-
-
-def collect_children(server, bint blocking=False):
-    """ForkingMixIn's stock collect_children, waiting only for our own pids.
-
-    While ``max_children`` are alive, waits for one of them to exit; then
-    reaps those that have exited (all of them, waiting, with *blocking*).
-    """
-    children = server.active_children
-    if children is None:
-        return
-    cdef Reaper reaper = _reaper_of(server)
-    while children and len(children) >= server.max_children:
-        if reaper.covers(children):
-            for pid in reaper.exited(None):
-                _reap(server, reaper, pid, WNOHANG)
-        else:
-            _reap_exited(server)
-            if len(children) >= server.max_children:
-                with nogil:
-                    usleep(NO_PIDFD_POLL_US)
-                PyErr_CheckSignals()
-    if blocking:
-        for pid in list(children):
-            _reap(server, reaper, pid, 0)
-    else:
-        _reap_exited(server)
-
-
-def release_reaper(server):
-    """Close the reaper once no child is left to watch (server_close)."""
-    if not server.active_children:
-        reaper = server.__dict__.pop("_csock_reaper", None)
-        if reaper is not None:
-            reaper.close()

@@ -1,7 +1,10 @@
 # The serving loops: serve_forever() and handle_request().  They wait in
 # poll() with the GIL released, on the server's fd and (for serve_forever)
 # the waker's, and take several ready connections or datagrams per wake-up
-# when the stock get_request is in use.
+# when the stock get_request is in use.  Each request then goes through
+# _handle_one: verify_request, then process_request, which runs it in place
+# (requests.pxi), on a worker thread (threads.pxi) or in a child (fork.pxi).
+# csockserver/_pure/loop.py is the twin.
 
 cdef enum:
     ACCEPT_BATCH = 16          # connections taken per wake-up at most
@@ -126,38 +129,6 @@ cdef int _recv_batch(int fd, DatagramBuffer buf, int *err) noexcept nogil:
     return count
 
 
-cdef double _now() noexcept nogil:
-    cdef timespec ts
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return ts.tv_sec + ts.tv_nsec * 1e-9
-
-
-cdef int _millis(double seconds) noexcept nogil:
-    """A poll() timeout: -1 for 'no limit', rounded up so it is not a spin."""
-    if seconds < 0:
-        return -1
-    if seconds > 2000000.0:
-        return 2000000000
-    return <int>ceil(seconds * 1e3)
-
-
-cdef double _earlier(double a, double b) noexcept nogil:
-    """The smaller of two waits, where a negative wait means 'no limit'."""
-    if a < 0:
-        return b
-    if b < 0:
-        return a
-    return a if a < b else b
-
-
-cdef bint _in_main_thread() except -1:
-    return _threading.get_ident() == _threading.main_thread().ident
-
-
-cdef bint _backs_off(int err) noexcept:
-    return err in (EMFILE, ENFILE, ENOBUFS, ENOMEM, EBADF, EINVAL)
-
-
 cdef class _Loop:
     """serve_forever()'s state for one call: the plan and what it drives."""
     cdef object server
@@ -170,15 +141,12 @@ cdef class _Loop:
 
     cdef int handle_accepted(self, int count) except -1:
         """Hand each accepted connection to the request path, in order."""
-        cdef int i, fd
+        cdef int i
         for i in range(count):
             if i > 0 and self.between_requests():
                 return 1
-            fd = self.conns[i].fd
-            self.conns[i].fd = -1  # wrap() owns it now, even if it fails
-            conn, address = self.listener.wrap(
-                fd, &self.conns[i].addr, self.conns[i].length)
-            _handle_one(self.server, &self.plan, conn, address)
+            _handle_accepted(self.server, &self.plan, self.listener,
+                             &self.conns[i])
         return 0
 
     cdef int handle_datagrams(self, int count) except -1:
@@ -200,8 +168,8 @@ cdef class _Loop:
         if self.plan.service_actions == PYTHON:
             self.server.service_actions()
         elif self.plan.service_actions == REAP:
-            collect_children(self.server)
-        return bool(self.server._csock_stop)
+            _children.collect_children(self.server)
+        return bool(getattr(self.server, _STOP))
 
     cdef void close_pending(self) noexcept:
         cdef int i
@@ -212,8 +180,70 @@ cdef class _Loop:
         self.pending = 0
 
 
+cdef int _handle_one(object server, HookPlan *p, object request,
+                     object client_address) except -1:
+    """What the stock _handle_request_noblock does once it has a request:
+    verify_request, then process_request, which picks where it runs."""
+    if (p.verify_request == ALLOW
+            or server.verify_request(request, client_address)):
+        try:
+            if p.process_request == THREAD:
+                _start_thread_request(server, p, request, client_address)
+            elif p.process_request == FORK:
+                _fork_request(server, p, request, client_address)
+            elif p.process_request == IN_PLACE:
+                _finish(server, p, request, client_address)
+                _shutdown(server, p, request)
+            else:
+                server.process_request(request, client_address)
+        except Exception:
+            server.handle_error(request, client_address)
+            _shutdown(server, p, request)
+        except BaseException:
+            _shutdown(server, p, request)
+            raise
+    else:
+        _shutdown(server, p, request)
+    return 0
+
+
+cdef int _take_request(object server, HookPlan *p, object sock) except -2:
+    """Get one request through the plan and handle it.
+
+    Returns -1 once a request was handled (or refused), else the errno of
+    the OSError that getting it raised (0 when it carried none).
+    """
+    try:
+        if p.get_request == ACCEPT:
+            request, client_address = accept(sock)
+        elif p.get_request == RECVFROM:
+            data, client_address = recvfrom(sock, server.max_packet_size)
+            request = (data, sock)
+        else:
+            request, client_address = server.get_request()
+    except OSError as exc:
+        return exc.errno or 0
+    _handle_one(server, p, request, client_address)
+    return -1
+
+
+def handle_request_noblock(server, plan):
+    """The stock ``_handle_request_noblock``: take one request and run it."""
+    cdef HookPlan p = _read_plan(plan)
+    _take_request(server, &p, plan.socket)
+
+
+cdef int _handle_accepted(object server, HookPlan *p, ListenSocket listener,
+                          Accepted *conn) except -1:
+    """Wrap a connection accept4() took and run it through _handle_one."""
+    cdef int fd = conn.fd
+    conn.fd = -1  # wrap() owns it now, even if it fails
+    request, client_address = listener.wrap(fd, &conn.addr, conn.length)
+    return _handle_one(server, p, request, client_address)
+
+
 def serve_forever(server, plan, int fd, poll_interval, Waker waker):
-    """Serve until ``server._csock_stop`` is set; the caller resets it."""
+    """Serve until the server's stop flag is set; the caller resets it."""
     cdef _Loop loop = _Loop()
     cdef pollfd fds[3]
     cdef int n, err, count, failed, nfds = 2
@@ -233,8 +263,8 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
         return
     # ForkingMixIn's children are reaped as their pidfds fire; without
     # pidfds, by its service_actions every poll_interval.
-    if loop.plan.collect_children == STOCK:
-        reaper = _reaper_of(server)
+    if loop.plan.collect_children == REAP_OWN:
+        reaper = _children.reaper_of(server)
         if reaper.works:
             fds[2].fd = reaper.epoll_fd
             fds[2].events = POLLIN
@@ -244,7 +274,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     calls_service_actions = (
         loop.plan.service_actions == PYTHON
         or (loop.plan.service_actions == REAP and reaper is None))
-    if loop.plan.handle_request_noblock == STOCK and _drives(plan.socket):
+    if loop.plan.handle_request_noblock == TAKE_ONE and _drives(plan.socket):
         if loop.plan.get_request == ACCEPT:
             loop.listener = ListenSocket(plan.socket)
             loop.listener.read_blocking_mode()
@@ -261,7 +291,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     fds[1].fd = waker.fd
     fds[1].events = POLLIN
 
-    while not server._csock_stop:
+    while not getattr(server, _STOP):
         now = _now()
         if backoff_until and now >= backoff_until:
             backoff_until = 0.0
@@ -308,12 +338,12 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                 # did not interrupt it: its handler runs now, at the latest
                 # on the SIGNAL_CHECK_INTERVAL wake-up.
                 PyErr_CheckSignals()
-            if server._csock_stop:
+            if getattr(server, _STOP):
                 break
             if fds[1].revents:
                 waker.drain()
             if nfds == 3 and fds[2].revents:
-                _reap_exited(server)
+                _children.reap_exited(server)
             readable = listening and fds[0].revents != 0
             if n == 0 and (interval < 0 or _now() < deadline):
                 # Only the signal backstop or the back-off timer expired:
@@ -330,7 +360,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                         break
                     elif batch_recv and loop.handle_datagrams(count):
                         break
-                elif loop.plan.handle_request_noblock == STOCK:
+                elif loop.plan.handle_request_noblock == TAKE_ONE:
                     failed = _take_request(server, &loop.plan, loop.plan_socket)
                 else:
                     server._handle_request_noblock()
@@ -348,7 +378,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
             elif readable and loop.plan.service_actions == REAP:
                 # What ForkingMixIn.service_actions does after a request:
                 # wait while max_children are alive, reap the ones done.
-                collect_children(server)
+                _children.collect_children(server)
         finally:
             loop.close_pending()
 
@@ -363,7 +393,7 @@ def handle_request(server, plan, int fd, timeout):
     cdef double remaining = -1.0, deadline = 0.0
     cdef double cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else -1.0
     cdef bint has_timeout = timeout is not None
-    if (p.handle_request_noblock == STOCK and p.get_request == ACCEPT
+    if (p.handle_request_noblock == TAKE_ONE and p.get_request == ACCEPT
             and _drives(plan.socket)):
         # Accept in the same GIL release as the wait.
         listener = ListenSocket(plan.socket)
@@ -387,20 +417,18 @@ def handle_request(server, plan, int fd, timeout):
             PyErr_CheckSignals()
         elif n > 0 and listener is not None:
             if count:
-                request, client_address = listener.wrap(conn.fd, &conn.addr,
-                                                        conn.length)
-                _handle_one(server, &p, request, client_address)
+                _handle_accepted(server, &p, listener, &conn)
             elif err == EINTR:
                 PyErr_CheckSignals()
             return None  # a failed accept ends the call, as in socketserver
         elif n > 0:
-            if p.handle_request_noblock == STOCK:
+            if p.handle_request_noblock == TAKE_ONE:
                 _take_request(server, &p, plan.socket)
                 return None
             return server._handle_request_noblock()
         if has_timeout:
             remaining = deadline - _now()
             if remaining < 0:
-                if p.handle_timeout == STOCK:
+                if p.handle_timeout == NO_TIMEOUT_ACTION:
                     return None
                 return server.handle_timeout()

@@ -1,8 +1,32 @@
-# One request's path through the hooks: verify, process (finish + shutdown),
-# and the error handling around them, in socketserver's order.  Each step
-# runs in C when the plan says the hook is stock and calls the Python method
-# when it is not.
+# The plan, as C reads it, and the steps of one request that run wherever
+# it runs (in place, on a worker thread, in a child): finish_request, then
+# shutdown_request and the close_request it calls.  Each step runs in C
+# when the plan says the hook is stock and calls the Python method when it
+# is not.  csockserver/_pure/requests.py is the twin.
 
+# csockserver._plan.Kind, as C constants (checked against it below).
+cpdef enum _Kind:
+    PYTHON = 0
+    ACCEPT = 1
+    RECVFROM = 2
+    ALLOW = 3
+    IN_PLACE = 4
+    THREAD = 5
+    FORK = 6
+    NEW_HANDLER = 7
+    SHUT_WR_THEN_CLOSE = 8
+    CLOSE_ONLY = 9
+    CLOSE_SOCKET = 10
+    NO_CLOSE = 11
+    NO_ACTIONS = 12
+    REAP = 13
+    NO_TIMEOUT_ACTION = 14
+    TAKE_ONE = 15
+    THREAD_BODY = 16
+    REAP_OWN = 17
+
+# One field per entry of csockserver._plan.HOOKS, in its order (checked
+# below): a Plan's __dict__ converts to it field by field.
 cdef struct HookPlan:
     int get_request
     int verify_request
@@ -17,20 +41,28 @@ cdef struct HookPlan:
     int collect_children
 
 
-cdef HookPlan _read_plan(plan) except *:
-    cdef HookPlan p
-    p.get_request = plan.get_request
-    p.verify_request = plan.verify_request
-    p.process_request = plan.process_request
-    p.finish_request = plan.finish_request
-    p.shutdown_request = plan.shutdown_request
-    p.close_request = plan.close_request
-    p.service_actions = plan.service_actions
-    p.handle_timeout = plan.handle_timeout
-    p.handle_request_noblock = plan.handle_request_noblock
-    p.process_request_thread = plan.process_request_thread
-    p.collect_children = plan.collect_children
-    return p
+cdef HookPlan _all_python     # zeroed: every hook PYTHON
+if tuple(<dict>_all_python) != _plan.FIELDS:
+    raise ImportError("csockserver._cengine's HookPlan does not match "
+                      "csockserver._plan.HOOKS: rebuild the extension")
+if ({kind.name: kind.value for kind in _Kind}
+        != {kind.name: kind.value for kind in _plan.Kind}):
+    raise ImportError("csockserver._cengine's kinds do not match "
+                      "csockserver._plan.Kind: rebuild the extension")
+
+
+cdef inline HookPlan _read_plan(plan) except *:
+    return plan.__dict__
+
+
+cdef int _finish(object server, HookPlan *p, object request,
+                 object client_address) except -1:
+    """finish_request: the stock one makes the handler, which does the work."""
+    if p.finish_request == NEW_HANDLER:
+        server.RequestHandlerClass(request, client_address, server)
+    else:
+        server.finish_request(request, client_address)
+    return 0
 
 
 cdef int _close_socket(object request) except -1:
@@ -49,6 +81,7 @@ cdef int _close_socket(object request) except -1:
 
 
 cdef int _shutdown(object server, HookPlan *p, object request) except -1:
+    """shutdown_request (and the close_request it calls)."""
     cdef int fd
     if p.shutdown_request == PYTHON:
         server.shutdown_request(request)
@@ -67,63 +100,9 @@ cdef int _shutdown(object server, HookPlan *p, object request) except -1:
 
 
 cdef int _close_request(object server, HookPlan *p, object request) except -1:
-    if p.close_request == CLOSE:
+    """close_request."""
+    if p.close_request == CLOSE_SOCKET:
         _close_socket(request)
     elif p.close_request == PYTHON:
         server.close_request(request)
     return 0
-
-
-cdef int _handle_one(object server, HookPlan *p, object request,
-                     object client_address) except -1:
-    """What the stock _handle_request_noblock does once it has a request."""
-    if (p.verify_request == STOCK
-            or server.verify_request(request, client_address)):
-        try:
-            if p.process_request == THREAD:
-                _start_thread_request(server, p, request, client_address)
-            elif p.process_request == FORK:
-                _fork_request(server, p, request, client_address)
-            elif p.process_request == STOCK:
-                if p.finish_request == STOCK:
-                    server.RequestHandlerClass(request, client_address, server)
-                else:
-                    server.finish_request(request, client_address)
-                _shutdown(server, p, request)
-            else:
-                server.process_request(request, client_address)
-        except Exception:
-            server.handle_error(request, client_address)
-            _shutdown(server, p, request)
-        except:
-            _shutdown(server, p, request)
-            raise
-    else:
-        _shutdown(server, p, request)
-    return 0
-
-
-cdef int _take_request(object server, HookPlan *p, object sock) except -2:
-    """Get one request through the plan and handle it.
-
-    Returns -1 once a request was handled (or refused), else the errno of
-    the OSError that getting it raised (0 when it carried none).
-    """
-    try:
-        if p.get_request == ACCEPT:
-            request, client_address = accept(sock)
-        elif p.get_request == RECVFROM:
-            data, client_address = recvfrom(sock, server.max_packet_size)
-            request = (data, sock)
-        else:
-            request, client_address = server.get_request()
-    except OSError as exc:
-        return exc.errno or 0
-    _handle_one(server, p, request, client_address)
-    return -1
-
-
-def handle_request_noblock(server, plan):
-    """The stock ``_handle_request_noblock``: take one request and run it."""
-    cdef HookPlan p = _read_plan(plan)
-    _take_request(server, &p, plan.socket)

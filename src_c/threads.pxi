@@ -1,9 +1,10 @@
 # Thread dispatch: ThreadingMixIn's requests on reused worker threads, by
 # handoff from the serving thread or by leader/followers on the listening
-# socket.  csockserver/_pythreads.py is the twin and its docstring explains
-# the algorithm; here the waits and the accepts run in C with the GIL
-# released.  Counters are plain C ints changed only while holding the GIL,
-# which makes each change atomic with respect to the other workers.
+# socket.  csockserver/_pure/threads.py is the twin and its docstring
+# explains the algorithm; here the waits and the accepts run in C with the
+# GIL released.  Counters are plain C ints changed only while holding the
+# GIL, which makes each change atomic with respect to the other workers.
+# server_close()'s part is shared with the pure engine (_common).
 
 
 cdef struct Worker:
@@ -33,31 +34,6 @@ cdef bint _take_now(Worker *w, int kind, int listen_fd, int *err) noexcept nogil
     return False
 
 
-cdef object _Thread = _threading.Thread
-cdef object _current_thread = _threading.current_thread
-cdef object _deque = __import__("collections").deque
-cdef object _Condition = _threading.Condition
-
-
-cdef int _epoll_add(int epoll_fd, int fd, unsigned int events) except -1:
-    cdef epoll_event event
-    event.events = events
-    event.data.fd = fd
-    if epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0:
-        _raise_errno(errno)
-    return 0
-
-
-cdef int _set_nonblocking(int fd, bint on) except -1:
-    flags = csock_get_status_flags(fd)
-    if flags < 0:
-        _raise_errno(errno)
-    flags = (flags | O_NONBLOCK) if on else (flags & ~O_NONBLOCK)
-    if csock_set_status_flags(fd, <int>flags) < 0:
-        _raise_errno(errno)
-    return 0
-
-
 cdef class WorkerPool:
     """Worker threads serving one server: from a queue, and, for a crew of
     leader/followers, from the listening socket itself.  Used once:
@@ -68,7 +44,7 @@ cdef class WorkerPool:
     cdef object plan_socket
     cdef int take_kind              # ACCEPT or RECVFROM for a crew
     cdef int listener_fd
-    cdef dict workers               # server._csock_workers
+    cdef dict workers               # _common.workers_of(server)
     cdef object queue
     cdef object room                # Condition, only with max_queued
     cdef Py_ssize_t max_threads, max_queued     # -1: no limit
@@ -76,7 +52,7 @@ cdef class WorkerPool:
     cdef int live, waiting, signalled
     cdef bint stopping
     cdef int stop_fd, work_fd       # eventfds; stop is never drained
-    cdef int epoll_fd               # shared by the workers, see _pythreads
+    cdef int epoll_fd               # shared by the workers, see _pure.threads
 
     def __cinit__(self):
         self.stop_fd = -1
@@ -87,7 +63,7 @@ cdef class WorkerPool:
         self.server = server
         if plan is not None:
             self.plan = _read_plan(plan)
-        self.workers = _workers(server)
+        self.workers = _workers_of(server)
         self.queue = _deque()
         self.max_threads = _limit(server.max_threads)
         self.max_queued = _limit(server.max_queued)
@@ -132,7 +108,7 @@ cdef class WorkerPool:
             self.epoll_fd = -1
 
     cdef void rearm(self) noexcept nogil:
-        """Let the next waiter take from the listener (see _pythreads)."""
+        """Let the next waiter take from the listener (see _pure.threads)."""
         cdef epoll_event event
         event.events = EPOLLIN | EPOLLONESHOT
         event.data.fd = self.listener_fd
@@ -225,7 +201,7 @@ cdef class WorkerPool:
         finally:
             free(w.buffer)
             self.live -= 1
-            self.workers[me] = False    # retiring: see _forget_ended()
+            self.workers[me] = False    # retiring: see _common.workers_of()
             if self.stopping and self.live == 0:
                 self.close_fds()
 
@@ -345,15 +321,6 @@ cdef Py_ssize_t _limit(value) except -2:
     return max(0, <Py_ssize_t>value)
 
 
-cdef dict _workers(server):
-    """The server's live worker threads, each mapped to 'busy'."""
-    workers = server.__dict__.get("_csock_workers")
-    if workers is None:
-        workers = {}
-        server._csock_workers = workers
-    return workers
-
-
 cdef bint _run_in_thread(object server, HookPlan *p, object request,
                          object client_address) except -1:
     """Run one request as socketserver's request thread does.
@@ -368,10 +335,7 @@ cdef bint _run_in_thread(object server, HookPlan *p, object request,
             server.process_request_thread(request, client_address)
         else:
             try:
-                if p.finish_request == STOCK:
-                    server.RequestHandlerClass(request, client_address, server)
-                else:
-                    server.finish_request(request, client_address)
+                _finish(server, p, request, client_address)
             except Exception:
                 server.handle_error(request, client_address)
             finally:
@@ -393,19 +357,12 @@ cdef int _report_escaped(exc) except -1:
     return 0
 
 
-cdef WorkerPool _pool_for(server):
-    cdef WorkerPool pool = server.__dict__.get("_csock_pool")
-    if pool is None or pool.stopping:
-        pool = None
-    return pool
-
-
 cdef int _start_thread_request(object server, HookPlan *p, object request,
                                object client_address) except -1:
-    cdef WorkerPool pool = _pool_for(server)
-    if pool is None:
+    cdef WorkerPool pool = server.__dict__.get(_POOL)
+    if pool is None or pool.stopping:
         pool = WorkerPool(server)
-        server._csock_pool = pool
+        setattr(server, _POOL, pool)
     pool.plan = p[0]
     return pool.submit(request, client_address)
 
@@ -420,20 +377,20 @@ cdef bint _leads_on_workers(HookPlan *p, object sock) except -1:
     """Whether serve_forever() can let the workers take requests."""
     return (p.process_request == THREAD
             and (p.get_request == ACCEPT or p.get_request == RECVFROM)
-            and p.verify_request == STOCK
-            and p.handle_request_noblock == STOCK
-            and p.service_actions == STOCK
+            and p.verify_request == ALLOW
+            and p.handle_request_noblock == TAKE_ONE
+            and p.service_actions == NO_ACTIONS
             and _drives(sock))
 
 
 cdef int _wait_for_stop(object server, Waker waker) except -1:
-    """Sleep until ``server._csock_stop`` is set, acting on signals."""
+    """Sleep until the server's stop flag is set, acting on signals."""
     cdef pollfd pfd
     cdef int n, err
     cdef int cap = _millis(SIGNAL_CHECK_INTERVAL) if _in_main_thread() else -1
     pfd.fd = waker.fd
     pfd.events = POLLIN
-    while not server._csock_stop:
+    while not getattr(server, _STOP):
         pfd.revents = 0
         with nogil:
             n = poll(&pfd, 1, cap)
@@ -449,12 +406,12 @@ cdef int _wait_for_stop(object server, Waker waker) except -1:
 
 
 cdef int _serve_on_workers(object server, object plan, Waker waker) except -1:
-    """serve_forever() for a leader/followers crew (see _pythreads)."""
+    """serve_forever() for a leader/followers crew (see _pure.threads)."""
     sock = plan.socket
     cdef WorkerPool crew = WorkerPool(server, plan, sock)
     cdef int fd = crew.listener.fd
     cdef bint was_blocking = False
-    server._csock_crew = crew
+    setattr(server, _CREW, crew)
     # Several workers may wake for one connection: the losers must get
     # EAGAIN, not block, so the socket is non-blocking while they lead.
     if crew.take_kind == ACCEPT:
@@ -468,31 +425,6 @@ cdef int _serve_on_workers(object server, object plan, Waker waker) except -1:
         crew.stop()
         if was_blocking and sock.fileno() == fd:
             _set_nonblocking(fd, False)
-        if server.__dict__.get("_csock_crew") is crew:
-            del server._csock_crew
+        if server.__dict__.get(_CREW) is crew:
+            delattr(server, _CREW)
     return 0
-
-
-def close_threads(server):
-    """server_close()'s part: stop idle workers, join the ones it must."""
-    for name in ("_csock_pool", "_csock_crew"):
-        pool = server.__dict__.pop(name, None)
-        if pool is not None:
-            pool.stop()
-    workers = server.__dict__.get("_csock_workers")
-    if not workers:
-        return
-    me = _current_thread()
-    must_wait = server.block_on_close
-    joined = set()
-    while True:
-        # Again after each round: a worker may have started a follower
-        # while the pools were stopping.
-        due = [thread for thread, busy in list(workers.items())
-               if thread is not me and thread not in joined
-               and (not busy or (must_wait and not thread.daemon))]
-        if not due:
-            return
-        for thread in due:
-            thread.join()
-            joined.add(thread)

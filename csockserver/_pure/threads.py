@@ -30,8 +30,9 @@ starting one if needed, so no request waits for another to finish.  With
 Either way the workers are real ``threading.Thread`` objects, named as
 socketserver names its request threads; each request runs in a fresh
 ``contextvars.Context`` as in a new thread; idle workers retire after
-``thread_idle_timeout`` seconds; server_close() (``close_threads``) stops
-the idle ones and joins the busy non-daemon ones when ``block_on_close``.
+``thread_idle_timeout`` seconds; server_close() (``_common.close_threads``,
+shared by both engines) stops the idle ones and joins the busy non-daemon
+ones when ``block_on_close``.
 """
 
 import collections
@@ -44,32 +45,16 @@ import sys
 import threading
 import time
 
-from . import _pyengine as core
-from ._plan import ACCEPT, PYTHON, RECVFROM, STOCK, THREAD
-from ._threadlist import _Threads
+from .._common import (BACKOFF_ERRNOS, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
+                       forget_ended, workers_of)
+from .._contract import CREW, POOL, STOP
+from .._plan import Kind
+from .._threadlist import _Threads
+from . import requests
+from .util import in_main_thread, millis
 
 _ONE_SHOT = select.EPOLLIN | select.EPOLLONESHOT
 _NOT_YET = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED, errno.EINTR)
-
-
-def _workers(server):
-    """The server's worker threads, each mapped to 'busy with a request'.
-
-    A worker stays listed (as not busy) after it retires, until its thread
-    is seen to have ended: server_close() must be able to join a worker
-    that is on its way out.
-    """
-    workers = vars(server).get("_csock_workers")
-    if workers is None:
-        workers = server._csock_workers = {}
-    return workers
-
-
-def forget_ended(workers):
-    """Drop the workers whose threads have ended (started, no longer alive)."""
-    for thread in [t for t, busy in list(workers.items())
-                   if not busy and t.ident is not None and not t.is_alive()]:
-        workers.pop(thread, None)
 
 
 class WorkerPool:
@@ -84,7 +69,7 @@ class WorkerPool:
         self.server = server
         self.plan = plan
         self.listener = listener        # a crew's socket, or None
-        self.workers = _workers(server)
+        self.workers = workers_of(server)
         self.max_threads = server.max_threads
         self.max_queued = server.max_queued
         self.idle_timeout = server.thread_idle_timeout
@@ -211,7 +196,7 @@ class WorkerPool:
         finally:
             with self.lock:
                 self.live -= 1
-                self.workers[me] = False    # retiring: see _workers()
+                self.workers[me] = False    # retiring: see workers_of()
                 self._close_if_done()
 
     def next_request(self):
@@ -283,13 +268,13 @@ class WorkerPool:
         """Take a ready connection or datagram without blocking, or None."""
         sock = self.listener
         try:
-            if self.plan.get_request == ACCEPT:
+            if self.plan.get_request == Kind.ACCEPT:
                 return sock.accept()
             data, address = sock.recvfrom(self.server.max_packet_size,
                                           socket.MSG_DONTWAIT)
             return (data, sock), address
         except OSError as exc:
-            if exc.errno in core.BACKOFF_ERRNOS:
+            if exc.errno in BACKOFF_ERRNOS:
                 self._back_off()
             elif exc.errno not in _NOT_YET:
                 pass  # socketserver ignores a failed get_request too
@@ -297,7 +282,7 @@ class WorkerPool:
 
     def _back_off(self):
         """Out of fds or buffers: pause instead of spinning on the socket."""
-        select.select([self._stop_r], [], [], core.BACKOFF_MAX)
+        select.select([self._stop_r], [], [], BACKOFF_MAX)
 
 
 def run_request(server, plan, request, client_address):
@@ -316,15 +301,15 @@ def run_request(server, plan, request, client_address):
 
 
 def _process_request_thread(server, plan, request, client_address):
-    if plan.process_request_thread == PYTHON:
+    if plan.process_request_thread == Kind.PYTHON:
         server.process_request_thread(request, client_address)
         return
     try:
-        core.finish(server, plan, request, client_address)
+        requests.finish(server, plan, request, client_address)
     except Exception:
         server.handle_error(request, client_address)
     finally:
-        core.shut_down(server, plan, request)
+        requests.shut_down(server, plan, request)
 
 
 def _report_escaped(exc_type, exc_value, exc_tb):
@@ -339,9 +324,10 @@ def _report_escaped(exc_type, exc_value, exc_tb):
 
 
 def _pool_for(server, plan):
-    pool = vars(server).get("_csock_pool")
+    pool = vars(server).get(POOL)
     if pool is None or pool.stopping:
-        pool = server._csock_pool = WorkerPool(server, plan)
+        pool = WorkerPool(server, plan)
+        setattr(server, POOL, pool)
     pool.plan = plan
     return pool
 
@@ -353,11 +339,11 @@ def start_thread_request(server, plan, request, client_address):
 
 def leads_on_workers(plan):
     """Whether serve_forever() can let the workers take requests themselves."""
-    return (plan.process_request == THREAD
-            and plan.get_request in (ACCEPT, RECVFROM)
-            and plan.verify_request == STOCK
-            and plan.handle_request_noblock == STOCK
-            and plan.service_actions == STOCK
+    return (plan.process_request == Kind.THREAD
+            and plan.get_request in (Kind.ACCEPT, Kind.RECVFROM)
+            and plan.verify_request == Kind.ALLOW
+            and plan.handle_request_noblock == Kind.TAKE_ONE
+            and plan.service_actions == Kind.NO_ACTIONS
             and plan.socket is not None
             and plan.socket.gettimeout() in (None, 0.0))
 
@@ -366,47 +352,29 @@ def serve_forever_on_workers(server, plan, waker):
     """serve_forever() for a leader/followers crew (see the module doc)."""
     sock = plan.socket
     crew = WorkerPool(server, plan, listener=sock)
-    server._csock_crew = crew
+    setattr(server, CREW, crew)
     # Several workers may be woken for one connection: the losers must get
     # EAGAIN, not block, so the socket is non-blocking while they lead.
-    blocking = plan.get_request == ACCEPT and os.get_blocking(sock.fileno())
+    blocking = (plan.get_request == Kind.ACCEPT
+                and os.get_blocking(sock.fileno()))
     if blocking:
         os.set_blocking(sock.fileno(), False)
     try:
         crew.spawn()
-        core.wait_for_stop(server, waker)
+        wait_for_stop(server, waker)
     finally:
         crew.stop()
         if blocking and sock.fileno() >= 0:
             os.set_blocking(sock.fileno(), True)
-        if vars(server).get("_csock_crew") is crew:
-            del server._csock_crew
+        if vars(server).get(CREW) is crew:
+            delattr(server, CREW)
 
 
-def close_threads(server):
-    """server_close()'s part: stop idle workers, join the ones it must."""
-    workers = vars(server).get("_csock_workers")
-    # Listed before the pools stop: a stopped worker drops out of
-    # `workers` a moment before its thread ends, and must still be joined.
-    seen = dict(workers) if workers else {}
-    for name in ("_csock_pool", "_csock_crew"):
-        pool = vars(server).pop(name, None)
-        if pool is not None:
-            pool.stop()
-    if workers is None:
-        return
-    me = threading.current_thread()
-    must_wait = server.block_on_close
-    joined = set()
-    while True:
-        # Again after each round: a worker may have started a follower
-        # while the pools were stopping.  The latest busy state wins.
-        seen.update(list(workers.items()))
-        due = [thread for thread, busy in seen.items()
-               if thread is not me and thread not in joined
-               and (not busy or (must_wait and not thread.daemon))]
-        if not due:
-            return
-        for thread in due:
-            thread.join()
-            joined.add(thread)
+def wait_for_stop(server, waker):
+    """Sleep until the server's stop flag is set, acting on signals."""
+    poller = select.poll()
+    poller.register(waker.fileno(), select.POLLIN)
+    cap = SIGNAL_CHECK_INTERVAL if in_main_thread() else None
+    while not getattr(server, STOP):
+        if poller.poll(millis(cap)):
+            waker.drain()

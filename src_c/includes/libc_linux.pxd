@@ -1,5 +1,7 @@
-# C declarations the compiled engine needs that Cython does not ship:
-# poll, sockets, address conversion, eventfd.  Declarations only.
+# C declarations of libc and the Linux kernel interface that the compiled
+# engine needs and Cython does not ship: poll, sockets, address conversion,
+# eventfd, epoll, fork/exit, pidfd_open, file status flags, strnlen.
+# Declarations only; each block names the header that declares it.
 
 from libc.stdint cimport uint16_t, uint32_t, uint64_t
 
@@ -14,9 +16,6 @@ cdef extern from "<poll.h>" nogil:
         POLLIN
         POLLPRI
         POLLOUT
-        POLLERR
-        POLLHUP
-        POLLNVAL
 
 cdef extern from "<sys/socket.h>" nogil:
     ctypedef unsigned int socklen_t
@@ -72,6 +71,10 @@ cdef extern from "<sys/eventfd.h>" nogil:
     enum:
         EFD_CLOEXEC
         EFD_NONBLOCK
+        EFD_SEMAPHORE
+
+cdef extern from "<string.h>" nogil:
+    size_t strnlen(const char *s, size_t maxlen)
 
 cdef extern from *:
     """
@@ -96,10 +99,6 @@ cdef extern from *:
     enum:
         O_NONBLOCK
 
-cdef extern from "<sys/eventfd.h>" nogil:
-    enum:
-        EFD_SEMAPHORE
-
 cdef extern from "<sys/epoll.h>" nogil:
     ctypedef union epoll_data_t:
         void *ptr
@@ -114,7 +113,6 @@ cdef extern from "<sys/epoll.h>" nogil:
     int epoll_wait(int epfd, epoll_event *events, int maxevents, int timeout)
     enum:
         EPOLLIN
-        EPOLLEXCLUSIVE
         EPOLLONESHOT
         EPOLL_CLOEXEC
         EPOLL_CTL_ADD
@@ -130,11 +128,6 @@ cdef extern from "<unistd.h>" nogil:
     int usleep(unsigned int usec)
     long syscall(long number, ...)
 
-cdef extern from "<sys/wait.h>" nogil:
-    pid_t waitpid(pid_t pid, int *status, int options)
-    enum:
-        WNOHANG
-
 cdef extern from *:
     """
     #include <sys/syscall.h>
@@ -143,10 +136,3 @@ cdef extern from *:
     #endif
     """
     long SYS_pidfd_open
-
-cdef extern from "Python.h":
-    # What os.fork() runs around fork(): at-fork hooks, the import lock,
-    # the runtime's reinitialisation in the child.
-    void PyOS_BeforeFork()
-    void PyOS_AfterFork_Parent()
-    void PyOS_AfterFork_Child()

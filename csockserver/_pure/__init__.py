@@ -1,0 +1,31 @@
+"""The engine in plain Python: the executable spec of the compiled one.
+
+It implements the interface of ``csockserver._contract.Engine``, file for
+file the twin of ``src_c/``:
+
+- ``util``:      small helpers of the waits (``src_c/util.pxi``);
+- ``transport``: accept/recvfrom (``transport.pxi``);
+- ``requests``:  one request's finish/shutdown/close steps (``requests.pxi``);
+- ``threads``:   ThreadingMixIn's worker threads (``threads.pxi``);
+- ``fork``:      ForkingMixIn's children and their Reaper (``fork.pxi``);
+- ``loop``:      the waker and the serving loops (``loop.pxi``).
+
+Each module imports only those above it in this list.  ``streams.pxi`` has
+no twin: without the compiled engine, stream handlers get the standard
+library's files.
+"""
+
+from .fork import Reaper, children, fork_process, fork_request
+from .loop import Waker, handle_request, handle_request_noblock, serve_forever
+from .threads import start_thread_request
+from .transport import accept, recvfrom
+
+collect_children = children.collect_children
+release_reaper = children.release_reaper
+SocketReader = None
+socket_writer_write = None
+
+__all__ = ["Reaper", "SocketReader", "Waker", "accept", "collect_children",
+           "fork_process", "fork_request", "handle_request",
+           "handle_request_noblock", "recvfrom", "release_reaper",
+           "serve_forever", "socket_writer_write", "start_thread_request"]
