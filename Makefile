@@ -1,7 +1,7 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
 
-.PHONY: build debug annotate test test-c test-py conformance typing wheels check-dist bench bench-quick bench-micro clean
+.PHONY: build debug annotate test test-c test-py conformance lint typing wheels check-dist bench bench-quick bench-micro clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -24,6 +24,10 @@ conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgir
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 
+lint:             ## ruff over the Python files, cython-lint over src_c/
+	$(PYTHON) -m ruff check .
+	cython-lint src_c/*.pyx src_c/*.pxi src_c/includes/*.pxd
+
 typing:           ## mypy --strict on README's examples and tests/test_typed_usage.py; stubtest
 	$(PYTHON) tools/check_typing.py
 
@@ -33,7 +37,7 @@ wheels:           ## dist/: the sdist and a manylinux wheel per pyenv CPython 3.
 check-dist:       ## each wheel in a venv without a compiler (3.11 in full), and the sdist
 	$(PYTHON) tools/check_dist.py --full 3.11 --sdist
 
-bench: build      ## the full side-by-side matrix (~15 min); writes bench/RESULTS.md
+bench: build      ## the full side-by-side matrix (~10 min); writes bench/RESULTS.md
 	$(PYTHON) -m bench
 
 bench-quick: build  ## the headline workloads (< 2 min)

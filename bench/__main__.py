@@ -39,7 +39,8 @@ def parse_args(argv):
     parser.add_argument("--repeat", type=int, help="runs per measurement")
     parser.add_argument("--duration", type=float,
                         help="measured seconds per run")
-    parser.add_argument("--warmup", type=float, help="seconds before measuring")
+    parser.add_argument("--warmup", type=float,
+                        help="seconds before measuring")
     parser.add_argument("--only", action="append", default=[],
                         help="run only workloads whose name contains this")
     parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"),

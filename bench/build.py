@@ -7,8 +7,9 @@ or, from code::
     from bench.build import build_tools
     paths = build_tools()   # {"loadgen": "/.../bench/_build/loadgen", ...}
 
-Each tool is compiled with ``$CC -O2 -Wall -o bench/_build/NAME bench/c/NAME.c``
-(``cc`` when $CC is unset), only when the source is newer than the binary.
+Each tool is compiled with
+``$CC -O2 -Wall -o bench/_build/NAME bench/c/NAME.c`` (``cc`` when $CC is
+unset), only when the source is newer than the binary.
 """
 
 import os

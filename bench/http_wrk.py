@@ -1,4 +1,4 @@
-"""http.server handlers under wrk: the stdlib's servers against csockserver.http.
+"""http.server handlers under wrk: stdlib servers against csockserver.http.
 
     python bench/http_wrk.py [--repeat 5] [--duration 3] [--out -]
 
@@ -46,7 +46,7 @@ PROTOCOLS = {"http10": "HTTP/1.0", "http11": "HTTP/1.1"}
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
 
-# -- one server ----------------------------------------------------------------
+# -- one server ---------------------------------------------------------------
 
 def build_server(variant, protocol):
     """(server class, handler class) for a variant, imported as users would."""
@@ -92,11 +92,12 @@ def serve(variant, protocol):
     server.server_close()
 
 
-# -- measuring -------------------------------------------------------------------
+# -- measuring ----------------------------------------------------------------
 
 def wrk(address, protocol, duration):
     """Requests per second and p50 latency (ms) from one wrk run."""
-    argv = ["wrk", "-t1", "-c8", "-d%ds" % max(1, round(duration)), "--latency"]
+    argv = ["wrk", "-t1", "-c8", "-d%ds" % max(1, round(duration)),
+            "--latency"]
     if protocol == "http10":
         argv += ["-H", "Connection: close"]
     argv.append("http://%s:%d/" % tuple(address))

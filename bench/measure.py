@@ -127,7 +127,8 @@ def measure(workload, server, tools, settings, pin):
     """Run *server* under *workload* once; return a Measurement."""
     unix_path = None
     if workload.family == "unix":
-        unix_path = os.path.join(tempfile.mkdtemp(prefix="csb", dir="/tmp"), "s")
+        unix_path = os.path.join(tempfile.mkdtemp(prefix="csb", dir="/tmp"),
+                                 "s")
     proc = subprocess.Popen(
         _pinned(_server_argv(workload, server, tools, unix_path),
                 SERVER_CPU, pin),
@@ -137,7 +138,8 @@ def measure(workload, server, tools, settings, pin):
         env=_server_env(server), cwd=server.path or ROOT)
     try:
         return _drive(proc, workload, settings, pin, tools)
-    except (OSError, RuntimeError, ValueError, subprocess.TimeoutExpired) as exc:
+    except (OSError, RuntimeError, ValueError,
+            subprocess.TimeoutExpired) as exc:
         return Measurement(skipped="failed: %s" % exc)
     finally:
         _stop(proc)

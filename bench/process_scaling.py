@@ -51,7 +51,8 @@ CPU = [
 
 
 def run_one(impl, dispatch, processes, cpus, workload, duration, warmup):
-    """Start one server, load it, return requests per second (None: skipped)."""
+    """Start one server, load it, return requests per second (None:
+    skipped)."""
     argv = [sys.executable, "-m", "bench.servers", "--impl", impl,
             "--dispatch", dispatch, "--workload", workload]
     if processes:
@@ -119,8 +120,8 @@ def main(argv=None):
     started = time.monotonic()
     echo = measure_rows(ECHO, "echo", args.repeat, args.duration, args.warmup)
     cpu = measure_rows(CPU, "cpu", args.repeat, args.duration, args.warmup)
-    print("Command: `python bench/process_scaling.py --repeat %d --duration %g`"
-          " (%.0f s); %d repeats, servers alternating.\n" % (
+    print("Command: `python bench/process_scaling.py --repeat %d"
+          " --duration %g` (%.0f s); %d repeats, servers alternating.\n" % (
               args.repeat, args.duration, time.monotonic() - started,
               args.repeat))
     print(table("Connection per request, 64 B echo, 16 clients", echo,

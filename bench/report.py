@@ -12,7 +12,8 @@ def _median(values):
 
 
 def _baseline_label(workload, server):
-    """The stdlib row a server is compared with: same dispatch, else threading."""
+    """The stdlib row a server is compared with: same dispatch, else
+    threading."""
     labels = [s.label for s in workload.servers]
     own = "stdlib %s" % server.dispatch
     if server.dispatch and own in labels:
@@ -24,12 +25,12 @@ def rows(workload, results):
     """Per server: (server, medians dict) for one workload."""
     out = []
     for server in workload.servers:
-        runs = [m for m in results.get((workload.name, server.label), [])
-                if not m.skipped]
-        skipped = [m.skipped for m in results.get((workload.name, server.label), [])
-                   if m.skipped]
+        measured = results.get((workload.name, server.label), [])
+        runs = [m for m in measured if not m.skipped]
+        skipped = [m.skipped for m in measured if m.skipped]
         if not runs:
-            out.append((server, {"skipped": skipped[0] if skipped else "not run"}))
+            out.append((server,
+                        {"skipped": skipped[0] if skipped else "not run"}))
             continue
         rps = [m.rps for m in runs]
         out.append((server, {
@@ -53,7 +54,8 @@ def markdown(command, workloads, results, settings, pinned, elapsed):
         "Regenerate with `python -m bench` (full matrix, ~10 min) or "
         "`python -m bench --quick` (headline workloads, < 2 min).", "",
         "Command: `%s` (%.0f s). Python %s, %s, %d CPUs; %s; %d repeats × "
-        "%.1f s after %.1f s warm-up; servers alternate within each repeat." % (
+        "%.1f s after %.1f s warm-up; servers alternate within each "
+        "repeat." % (
             command, elapsed, platform.python_version(), platform.platform(),
             os.cpu_count(),
             "server on CPU 0, load generator on CPU 1 (taskset)" if pinned
@@ -71,20 +73,24 @@ def markdown(command, workloads, results, settings, pinned, elapsed):
         by_label = {s.label: r for s, r in table}
         c_limit = by_label.get("c", {}).get("rps")
         lines += ["## %s (`%s`)" % (workload.title, workload.name), "",
-                  "| server | req/s | p99 µs | CPU µs/req | vs stdlib | vs C | errors |",
+                  "| server | req/s | p99 µs | CPU µs/req | vs stdlib | vs C"
+                  " | errors |",
                   "|---|---|---|---|---|---|---|"]
         for server, r in table:
             if "skipped" in r:
                 lines.append("| %s | skipped: %s | | | | | |" % (
                     server.label, r["skipped"]))
                 continue
-            base = by_label.get(_baseline_label(workload, server), {}).get("rps")
+            base = by_label.get(_baseline_label(workload, server),
+                                {}).get("rps")
             star = " *" if (r["client_busy"] or 0) > 0.9 else ""
-            lines.append("| %s | %.0f [%.0f–%.0f]%s | %s | %s | %s | %s | %d |" % (
-                server.label, r["rps"], r["min"], r["max"], star,
-                "%.0f" % r["p99"] if r["p99"] is not None else "–",
-                "%.1f" % r["cpu"] if r["cpu"] is not None else "–",
-                _ratio(r["rps"], base), _ratio(r["rps"], c_limit), r["errors"]))
+            lines.append(
+                "| %s | %.0f [%.0f–%.0f]%s | %s | %s | %s | %s | %d |" % (
+                    server.label, r["rps"], r["min"], r["max"], star,
+                    "%.0f" % r["p99"] if r["p99"] is not None else "–",
+                    "%.1f" % r["cpu"] if r["cpu"] is not None else "–",
+                    _ratio(r["rps"], base), _ratio(r["rps"], c_limit),
+                    r["errors"]))
         lines.append("")
     return "\n".join(lines)
 
@@ -121,7 +127,8 @@ def chart(workloads, results, path):
         by_label = {s.label: r for s, r in table}
         ratios = []
         for server, r in table:
-            base = by_label.get(_baseline_label(workload, server), {}).get("rps")
+            base = by_label.get(_baseline_label(workload, server),
+                                {}).get("rps")
             ratios.append(r["rps"] / base if base else 0)
         ax.barh([s.label for s, _ in table], ratios)
         ax.axvline(1.0, color="grey", linewidth=0.8)

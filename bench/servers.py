@@ -7,8 +7,8 @@
 IMPL
     stdlib      the standard library's socketserver
     csock       csockserver (the engine is whatever it loads: set
-                CSOCKSERVER_NO_EXTENSIONS=1 in the environment for the pure one;
-                the "engine" field of the hello line says which ran)
+                CSOCKSERVER_NO_EXTENSIONS=1 in the environment for the pure
+                one; the "engine" field of the hello line says which ran)
     naive_pool  stdlib TCPServer/UDPServer whose process_request() queues the
                 request for 8 worker threads (what a user might write instead)
     naive_lf    stdlib server run by 8 threads each doing get_request() on the
@@ -22,7 +22,8 @@ DISPATCH (stdlib and csock only; ignored by the others)
 
 WORKLOAD
     echo  BaseRequestHandler: recv(65536) / sendall until EOF
-    line  StreamRequestHandler: ``for line in self.rfile: self.wfile.write(line)``
+    line  StreamRequestHandler:
+          ``for line in self.rfile: self.wfile.write(line)``
     udp   BaseRequestHandler on a datagram server: sendto(data, client_address)
     http  http.server.BaseHTTPRequestHandler, HTTP/1.1, do_GET -> 200 "ok"
     cpu   BaseRequestHandler echo that first spends about 1 ms of CPU in
@@ -121,7 +122,8 @@ def handler_class(ss, workload):
 
 def base_name(workload, family):
     if family == "unix":
-        return "UnixDatagramServer" if workload == "udp" else "UnixStreamServer"
+        return ("UnixDatagramServer" if workload == "udp"
+                else "UnixStreamServer")
     return "UDPServer" if workload == "udp" else "TCPServer"
 
 
@@ -203,8 +205,9 @@ def make_naive_lf(base):
         _stopping = False
 
         def start(self):
-            self.lf_threads = [threading.Thread(target=self.lf_loop, daemon=True)
-                               for _ in range(WORKERS)]
+            self.lf_threads = [
+                threading.Thread(target=self.lf_loop, daemon=True)
+                for _ in range(WORKERS)]
             for t in self.lf_threads:
                 t.start()
 
@@ -213,7 +216,7 @@ def make_naive_lf(base):
                 try:
                     request, client_address = self.get_request()
                 except OSError:
-                    continue            # closed (loop ends) or a transient error
+                    continue        # closed (loop ends) or a transient error
                 if self._stopping:
                     self.shutdown_request(request)
                     break
@@ -284,7 +287,8 @@ def run_socketserver(args, address):
 
     if impl in ("stdlib", "csock"):
         cls = dispatch_class(ss, args.dispatch, name)
-        attrs = common_attrs(args, threading_dispatch=args.dispatch == "threading")
+        attrs = common_attrs(
+            args, threading_dispatch=args.dispatch == "threading")
         if args.dispatch == "prefork":
             attrs["processes"] = args.processes
     elif impl == "naive_pool":
@@ -317,8 +321,8 @@ def run_socketserver(args, address):
         stopper.start()
         stopper.join(STOP_WAIT)
         if stopper.is_alive():
-            print("servers: serve_forever() still busy in a request; closing anyway",
-                  file=sys.stderr)
+            print("servers: serve_forever() still busy in a request;"
+                  " closing anyway", file=sys.stderr)
     children = getattr(server, "active_children", None)
     if children:        # forking: children still serving open connections
         for pid in list(children):
@@ -341,9 +345,11 @@ def http_response(_cache=[0, b""]):
     if _cache[0] != now:
         import email.utils
         _cache[0] = now
-        _cache[1] = email.utils.formatdate(now, usegmt=True).encode("latin-1")
-    return (b"HTTP/1.1 200 OK\r\nServer: " + HTTP_SERVER + b"\r\nDate: " + _cache[1] +
-            b"\r\nContent-Length: 2\r\n\r\nok")
+        _cache[1] = email.utils.formatdate(now, usegmt=True).encode(
+            "latin-1")
+    return (b"HTTP/1.1 200 OK\r\nServer: " + HTTP_SERVER
+            + b"\r\nDate: " + _cache[1]
+            + b"\r\nContent-Length: 2\r\n\r\nok")
 
 
 def asyncio_protocols(asyncio, transports):
@@ -389,7 +395,8 @@ def asyncio_protocols(asyncio, transports):
                 parts = lines[0].split()
                 if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
                     self.transport.write(b"HTTP/1.1 400 Bad Request\r\n"
-                                         b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+                                         b"Connection: close\r\n"
+                                         b"Content-Length: 0\r\n\r\n")
                     self.transport.close()
                     return
                 method, _, version = parts
@@ -404,7 +411,8 @@ def asyncio_protocols(asyncio, transports):
                     keep = conn == b"keep-alive"
                 if method != b"GET":
                     self.transport.write(b"HTTP/1.1 501 Not Implemented\r\n"
-                                         b"Connection: close\r\nContent-Length: 0\r\n\r\n")
+                                         b"Connection: close\r\n"
+                                         b"Content-Length: 0\r\n\r\n")
                     self.transport.close()
                     return
                 self.transport.write(http_response())
@@ -459,12 +467,15 @@ def run_asyncio(args, address):
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, STOP.set)
         if args.workload == "udp":
-            transport, _ = await loop.create_datagram_endpoint(proto, sock=sock)
+            transport, _ = await loop.create_datagram_endpoint(proto,
+                                                               sock=sock)
             server = None
         elif fam == socket.AF_UNIX:
-            server = await loop.create_unix_server(proto, sock=sock, backlog=BACKLOG)
+            server = await loop.create_unix_server(proto, sock=sock,
+                                                   backlog=BACKLOG)
         else:
-            server = await loop.create_server(proto, sock=sock, backlog=BACKLOG)
+            server = await loop.create_server(proto, sock=sock,
+                                              backlog=BACKLOG)
         emit(hello(args, sock.getsockname(), args.impl))
         await loop.run_in_executor(None, STOP.wait)
 
@@ -499,8 +510,9 @@ def hello(args, address, engine):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python -m bench.servers",
-                                 description="One benchmark server (see module doc).")
+    ap = argparse.ArgumentParser(
+        prog="python -m bench.servers",
+        description="One benchmark server (see module doc).")
     ap.add_argument("--impl", required=True,
                     choices=["stdlib", "csock", "naive_pool", "naive_lf",
                              "asyncio", "uvloop"])

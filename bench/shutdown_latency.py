@@ -20,7 +20,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ENGINES = {"stdlib": {}, "csock-cython": {"CSOCKSERVER_REQUIRE_EXTENSIONS": "1"},
+ENGINES = {"stdlib": {},
+           "csock-cython": {"CSOCKSERVER_REQUIRE_EXTENSIONS": "1"},
            "csock-python": {"CSOCKSERVER_NO_EXTENSIONS": "1"}}
 
 

@@ -11,7 +11,7 @@ Use it where you used socketserver::
 ``http.server`` on it.
 """
 
-from ._engine import IMPLEMENTATION
+from ._engine import IMPLEMENTATION  # noqa: F401  (public)
 from ._socketserver import *  # noqa: F401,F403  (the public API)
 from ._socketserver import __all__, _SocketWriter, _Threads, _NoThreads  # noqa: F401
 from ._standin import install, uninstall  # noqa: F401

@@ -82,7 +82,7 @@ def close_threads(server):
             joined.add(thread)
 
 
-# -- children (ForkingMixIn) ---------------------------------------------------
+# -- children (ForkingMixIn) -------------------------------------------------
 
 class Children:
     """ForkingMixIn's reaping, over one engine's Reaper.

@@ -10,6 +10,8 @@ implements ``_contract.Engine``.
 
 import os
 
+__all__ = ["engine", "IMPLEMENTATION"]
+
 
 def _flag(name):
     return os.environ.get(name, "") not in ("", "0")

@@ -97,8 +97,9 @@ class Plan:
     reads."""
 
     def __repr__(self):
-        fields = ", ".join("{}={}".format(field, Kind(getattr(self, field)).name)
-                           for field in FIELDS)
+        fields = ", ".join(
+            "{}={}".format(field, Kind(getattr(self, field)).name)
+            for field in FIELDS)
         return "Plan({}, socket={!r})".format(fields, self.socket)
 
 

@@ -27,7 +27,7 @@ import sys
 import threading
 
 from . import _common, _plan, _streams
-from ._streams import _SocketWriter
+from ._streams import _SocketWriter  # noqa: F401  (socketserver's name)
 from ._threadlist import _NoThreads, _Threads
 from ._engine import engine as _engine
 

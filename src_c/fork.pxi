@@ -25,7 +25,7 @@ cdef pid_t _fork() except -1:
 
 
 def fork_process():
-    """os.fork(), with the interpreter's fork hooks (for the prefork mix-in)."""
+    """os.fork(), with the interpreter's fork hooks (for PreforkMixIn)."""
     return _fork()
 
 

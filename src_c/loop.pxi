@@ -361,7 +361,8 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                     elif batch_recv and loop.handle_datagrams(count):
                         break
                 elif loop.plan.handle_request_noblock == TAKE_ONE:
-                    failed = _take_request(server, &loop.plan, loop.plan_socket)
+                    failed = _take_request(server, &loop.plan,
+                                           loop.plan_socket)
                 else:
                     server._handle_request_noblock()
                 if failed >= 0 and _backs_off(failed):
@@ -384,7 +385,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
 
 
 def handle_request(server, plan, int fd, timeout):
-    """Wait up to *timeout* seconds for a request, then handle it or time out."""
+    """Wait up to *timeout* seconds for a request; handle it or time out."""
     cdef HookPlan p = _read_plan(plan)
     cdef pollfd pfd
     cdef Accepted conn

@@ -90,7 +90,8 @@ cdef int _shutdown(object server, HookPlan *p, object request) except -1:
         if type(request) is SocketType:
             fd = request.fileno()
             if fd >= 0:
-                c_shutdown(fd, SHUT_WR)  # errors ignored, as the stock hook does
+                # Errors are ignored, as the stock hook does.
+                c_shutdown(fd, SHUT_WR)
         else:
             try:
                 request.shutdown(SHUT_WR)

@@ -441,7 +441,7 @@ cdef class SocketReader:
             return None
         return got
 
-    # -- the file interface ----------------------------------------------------
+    # -- the file interface ---------------------------------------------------
 
     def read(self, size=-1):
         """Up to size bytes (all until end of file if size is negative)."""
@@ -581,7 +581,8 @@ cdef class SocketReader:
         raise _io_unsupported("detach")
 
     def close(self):
-        """Close the reader (not the socket, unless socket.close() waits on it).
+        """Close the reader (not the socket, unless socket.close() waits
+        on it).
 
         Like BufferedReader.close(), it waits for a read running in another
         thread: that read must not go on with an fd that is closed, and

@@ -17,7 +17,8 @@ cdef struct Worker:
     socklen_t length
 
 
-cdef bint _take_now(Worker *w, int kind, int listen_fd, int *err) noexcept nogil:
+cdef bint _take_now(Worker *w, int kind, int listen_fd,
+                    int *err) noexcept nogil:
     """accept4() or recvfrom() without blocking; True if it got one."""
     w.length = sizeof(sockaddr_storage)
     memset(&w.addr, 0, sizeof(sockaddr_storage))
@@ -281,8 +282,9 @@ cdef class WorkerPool:
         elif _backs_off(err):
             # Out of fds or buffers: pause instead of spinning on the socket.
             self.pause(<int>(BACKOFF_MAX * 1000))
-        return None  # EAGAIN (another worker took it), or ignored as
-                     # socketserver ignores a failed get_request
+        # EAGAIN (another worker took it), or an error ignored as
+        # socketserver ignores a failed get_request.
+        return None
 
     cdef int prepare_take(self, Worker *w) except -1:
         """Size the datagram buffer to max_packet_size as it is now."""

@@ -3,7 +3,7 @@
 
 
 cdef int _raise_errno(int err) except -1:
-    """Raise OSError for *err*; OSError picks the subclass (ECONNABORTED...)."""
+    """Raise OSError for *err*; OSError picks the subclass (EAGAIN...)."""
     raise OSError(err, _os_strerror(err))
 
 

@@ -156,7 +156,8 @@ def _busy_ports(names):
     for name in names:
         for port in PORTS_ASSUMED_FREE.get(name, ()):
             try:
-                socket.create_connection(("localhost", port), timeout=1).close()
+                socket.create_connection(("localhost", port),
+                                         timeout=1).close()
             except OSError:
                 continue
             busy.append((name, port))
@@ -166,7 +167,7 @@ def _busy_ports(names):
 def run_here(names, reference=False):
     """Run the test modules *names* in this process; return the exit code."""
     try:
-        import test.support  # noqa: F401
+        import test.support
     except ImportError:
         print("this interpreter has no 'test' package", file=sys.stderr)
         return NO_TEST_PACKAGE

@@ -157,7 +157,8 @@ def upper_line_handler(impl):
 
 
 def test_threads_attribute(impl):
-    with impl.ThreadingTCPServer(("127.0.0.1", 0), upper_line_handler(impl)) as server:
+    with impl.ThreadingTCPServer(("127.0.0.1", 0),
+                                 upper_line_handler(impl)) as server:
         # Before any request: the class-level stand-in.
         assert "_threads" not in vars(server)
         assert type(server._threads).__name__ == "_NoThreads"

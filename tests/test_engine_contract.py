@@ -15,7 +15,8 @@ import csockserver
 from csockserver import _contract, _plan
 from csockserver._engine import _flag
 
-from conftest import CLIENT_TIMEOUT, ServerThread, recv_until_eof, stream_client
+from conftest import (CLIENT_TIMEOUT, ServerThread, recv_until_eof,
+                      stream_client)
 
 
 def _engines():
@@ -130,7 +131,8 @@ def test_engine_keeps_only_the_declared_state_on_the_server(server_class):
     with ServerThread(server):
         for _ in range(3):
             if server.socket_type == socket.SOCK_DGRAM:
-                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+                with socket.socket(socket.AF_INET,
+                                   socket.SOCK_DGRAM) as client:
                     client.settimeout(CLIENT_TIMEOUT)
                     client.sendto(b"ping", server.server_address)
                     assert client.recvfrom(100)[0] == b"ping"

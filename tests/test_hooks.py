@@ -17,8 +17,8 @@ import sys
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, ServerThread, handle_request, run_bounded,
-                      recv_until_eof, stream_client, wait_for)
+from conftest import (CLIENT_TIMEOUT, ServerThread, handle_request,
+                      run_bounded, recv_until_eof, stream_client, wait_for)
 
 SERVER_CLASSES = {"tcp": "TCPServer", "udp": "UDPServer",
                   "threading": "ThreadingTCPServer"}
@@ -468,7 +468,8 @@ def test_class_patched_before_first_use_is_called(module):
     import subprocess
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root)
-    run = subprocess.run([sys.executable, "-c", PATCH_BEFORE_FIRST_USE, module],
-                         env=env, capture_output=True, text=True, timeout=30)
+    run = subprocess.run(
+        [sys.executable, "-c", PATCH_BEFORE_FIRST_USE, module],
+        env=env, capture_output=True, text=True, timeout=30)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "refused"

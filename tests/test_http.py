@@ -29,7 +29,7 @@ COMPILED = csockserver.IMPLEMENTATION == "cython"
 HAS_PROTOCOL_OPTION = sys.version_info >= (3, 11)
 
 
-# -- the command line -----------------------------------------------------------
+# -- the command line ---------------------------------------------------------
 
 @pytest.fixture
 def site(tmp_path):

@@ -117,7 +117,8 @@ def silent_clients(impl, dispatch):
     finally:
         for client in clients:
             client.close()
-    # socket.timeout: TimeoutError itself from 3.10, a subclass of OSError before.
+    # socket.timeout: TimeoutError itself from 3.10, a subclass of OSError
+    # before.
     assert server.errors == [socket.timeout] * CLIENTS
     assert len(server.finished) == CLIENTS + 1
     leaks.check()

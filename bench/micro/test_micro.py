@@ -1,4 +1,4 @@
-"""Micro-benchmarks of the per-request path: stdlib socketserver vs csockserver.
+"""Micro-benchmarks of the per-request path: socketserver vs csockserver.
 
 Each benchmark runs once per ``impl`` (ids ``stdlib`` / ``csock``, see
 conftest.py) and is in a group named after its function, so the table shows

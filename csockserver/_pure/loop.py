@@ -137,7 +137,7 @@ def serve_forever(server, plan, fd, poll_interval, waker):
 
 
 def handle_request(server, plan, fd, timeout):
-    """Wait up to *timeout* seconds for a request, then handle it or time out."""
+    """Wait up to *timeout* seconds for a request; handle it or time out."""
     poller = select.poll()
     poller.register(fd, _POLL_READY)
     deadline = None if timeout is None else monotonic() + timeout
