@@ -24,6 +24,10 @@ import pytest
 
 import csockserver
 
+# The stream-file tests' fixtures: socket pairs and the readers and
+# writers under test (see _stream_helpers).
+pytest_plugins = ["_stream_helpers"]
+
 # How long a client waits for any one reply, and how long we wait for a
 # thread or a blocking server call before calling it hung.  Both are far
 # above what a passing test needs: they only bound a failing one.

@@ -1,20 +1,14 @@
-"""rfile and wfile: the compiled stream files against the standard library's.
+"""rfile: the compiled SocketReader against ``sock.makefile('rb')``.
 
 With the compiled engine, StreamRequestHandler reads through the engine's
-SocketReader and writes through ``_streams._CompiledSocketWriter``.  They
-stand in for ``sock.makefile('rb')`` (a BufferedReader over
-socket.SocketIO) and for ``socketserver._SocketWriter``, so every test here
-runs the standard library's file beside ours over real sockets
-(``socket.socketpair()`` and loopback TCP) and expects the same bytes, the
-same exceptions and the same messages.  The writers have no deliberate
-difference: ``_CompiledSocketWriter`` is csockserver's pure-Python
-``_SocketWriter`` (the stdlib's, under the same name) with ``write()`` in C,
-so even a closed writer still sends, as the stdlib's does.
+SocketReader, which stands in for ``sock.makefile('rb')`` (a BufferedReader
+over socket.SocketIO).  Every test here runs the standard library's reader
+beside ours over real sockets (``socket.socketpair()`` and loopback TCP)
+and expects the same bytes, the same exceptions and the same messages.
 
-Tests of the compiled classes themselves skip on the pure-Python engine;
-the handler-level tests (which files setup() picks, TCP_NODELAY, a real
-server's behaviour) and the writer tests of our pure-Python _SocketWriter
-run on both.
+The comparisons skip on the pure-Python engine (``needs_compiled``); tests
+over the ``make_reader`` fixture still run makefile's half there, so the
+reference they pin is checked on both engines.
 
 Accepted differences between SocketReader and makefile('rb'), pinned by
 ``test_accepted_differences`` rather than compared:
@@ -25,14 +19,9 @@ Accepted differences between SocketReader and makefile('rb'), pinned by
   differ: BufferedReader reads whole buffers straight from the socket and
   refills for the rest, SocketReader reads the exact remainder.  Neither
   takes more than one buffer (8 KiB) ahead of what it returns.
-
-Every socket carries a timeout and every thread is joined under a deadline,
-so a failure cannot hang; an autouse check makes sure each test gives back
-the fds and threads it took.
 """
 
 import array
-import contextlib
 import errno
 import fcntl
 import gc
@@ -40,9 +29,7 @@ import io
 import os
 import random
 import select
-import signal
 import socket
-import socketserver
 import struct
 import subprocess
 import termios
@@ -53,122 +40,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import csockserver
-from csockserver import _streams
-from conftest import (CLIENT_TIMEOUT, HAVE_UNIX, JOIN_TIMEOUT, PYTHON,
-                      LeakCheck, child_env, needs_unix, recv_line, serving,
-                      stream_client)
+from conftest import CLIENT_TIMEOUT, PYTHON, child_env
+from _stream_helpers import (CHUNK, KINDS, MiB, SHORT, Background,
+                             Interrupted, SocketReader, compiled_reader,
+                             interrupt_main_thread, makefile_reader,
+                             needs_compiled, outcome, reset_by_peer,
+                             sigusr1_handler, socket_pair)
 
-COMPILED = csockserver.IMPLEMENTATION == "cython"
-if COMPILED:
-    from csockserver._cengine import SocketReader
-else:
-    SocketReader = None
-# csockserver._SocketWriter with write() in C; None on the pure engine.
-CompiledSocketWriter = _streams._CompiledSocketWriter
-
-needs_compiled = pytest.mark.skipif(
-    not COMPILED, reason="the compiled engine is not loaded")
-
-# BufferedReader's default, and SocketReader's: one refill's size.
-CHUNK = io.DEFAULT_BUFFER_SIZE
-# A short socket timeout, for tests that wait for one to pass.
-SHORT = 0.2
-MiB = 1 << 20
+# Every test gives back the fds and threads it took.
+pytestmark = pytest.mark.usefixtures("no_leaks")
 
 
-@pytest.fixture(autouse=True)
-def no_leaks():
-    """Every test gives back the fds and threads it took."""
-    leaks = LeakCheck()
-    yield
-    leaks.check()
-
-
-# -- sockets, files and threads that clean up after themselves ---------------
-
-def socket_pair(kind, timeout=CLIENT_TIMEOUT):
-    """Two connected stream sockets: "unix" (socketpair) or "tcp" (loopback).
-
-    Both are plain ``socket.socket`` objects and both carry *timeout*.
-    """
-    if kind == "unix":
-        a, b = socket.socketpair()
-    else:
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            listener.settimeout(CLIENT_TIMEOUT)
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(1)
-            b = socket.create_connection(listener.getsockname(),
-                                         CLIENT_TIMEOUT)
-            try:
-                a, _ = listener.accept()
-            except BaseException:
-                b.close()
-                raise
-        finally:
-            listener.close()
-    a.settimeout(timeout)
-    b.settimeout(timeout)
-    return a, b
-
-
-KINDS = ["unix", "tcp"] if HAVE_UNIX else ["tcp"]
-
-
-class Background:
-    """fn() in a thread; ``join()`` waits (bounded) and re-raises."""
-
-    def __init__(self, fn, *args):
-        self.result = None
-        self.error = None
-        self.thread = threading.Thread(target=self._run, args=(fn,) + args,
-                                       name="stream-files-helper",
-                                       daemon=True)
-        self.thread.start()
-
-    def _run(self, fn, *args):
-        try:
-            self.result = fn(*args)
-        except BaseException as exc:  # re-raised by join()
-            self.error = exc
-
-    def join(self, timeout=JOIN_TIMEOUT, reraise=True):
-        self.thread.join(timeout)
-        assert not self.thread.is_alive(), "helper thread hung"
-        if reraise and self.error is not None:
-            raise self.error
-        return self.result
-
-
-@pytest.fixture
-def stack():
-    """An ExitStack unwound at teardown (last registered, first closed)."""
-    with contextlib.ExitStack() as exits:
-        yield exits
-
-
-@pytest.fixture
-def pair(stack):
-    """``pair(kind="unix", timeout=...)``: a socket pair closed at teardown."""
-    def make(kind="unix", timeout=CLIENT_TIMEOUT):
-        a, b = socket_pair(kind, timeout)
-        stack.callback(b.close)
-        stack.callback(a.close)
-        return a, b
-    return make
-
-
-@pytest.fixture
-def background(stack):
-    """``background(fn, *args)``: a Background joined at teardown."""
-    def start(fn, *args):
-        helper = Background(fn, *args)
-        stack.callback(helper.join, JOIN_TIMEOUT, False)
-        return helper
-    return start
-
+# -- the peer's side, and the readers under test -----------------------------
 
 def send_and_close(sock, data, chunks=None, pauses=()):
     """Send data (in *chunks*, pausing after the indexes in *pauses*), then
@@ -181,61 +64,10 @@ def send_and_close(sock, data, chunks=None, pauses=()):
     sock.shutdown(socket.SHUT_WR)
 
 
-def recv_exactly(sock, size):
-    """*size* bytes from sock (fewer only if the peer closes first)."""
-    got = bytearray()
-    while len(got) < size:
-        chunk = sock.recv(min(size - len(got), 1 << 18))
-        if not chunk:
-            break
-        got += chunk
-    return bytes(got)
-
-
 def queued(sock):
     """How many bytes wait in sock's receive queue (not yet recv()'d)."""
     raw = fcntl.ioctl(sock.fileno(), termios.FIONREAD, struct.pack("i", 0))
     return struct.unpack("i", raw)[0]
-
-
-def outcome(fn, *args):
-    """What fn(*args) did: ("ok", result) or (exception type, message)."""
-    try:
-        return ("ok", fn(*args))
-    except Exception as exc:
-        return (type(exc), str(exc))
-
-
-# -- the implementations -----------------------------------------------------
-
-def makefile_reader(sock, buffer_size=CHUNK):
-    return sock.makefile("rb", buffer_size)
-
-
-def compiled_reader(sock, buffer_size=CHUNK):
-    return SocketReader(sock, buffer_size)
-
-
-READERS = {"makefile": makefile_reader, "compiled": compiled_reader}
-WRITERS = {"stdlib": socketserver._SocketWriter,
-           "python": csockserver._SocketWriter,
-           "compiled": CompiledSocketWriter}
-
-
-@pytest.fixture(params=list(READERS))
-def make_reader(request):
-    """Opens a reader: ``sock.makefile('rb')`` or the compiled SocketReader."""
-    if request.param == "compiled" and not COMPILED:
-        pytest.skip("the compiled engine is not loaded")
-    return READERS[request.param]
-
-
-@pytest.fixture(params=list(WRITERS))
-def make_writer(request):
-    """Opens a writer: the stdlib's _SocketWriter, ours or the compiled one."""
-    if request.param == "compiled" and not COMPILED:
-        pytest.skip("the compiled engine is not loaded")
-    return WRITERS[request.param]
 
 
 @pytest.fixture
@@ -781,18 +613,6 @@ def test_timeout_leaves_buffered_data_readable(pair, reader_on):
         reader.read(1)
 
 
-def reset_by_peer(pair):
-    """A TCP pair whose peer has just reset the connection (RST)."""
-    a, b = pair("tcp")
-    a.sendall(b"never read by the peer")
-    # Linger 0: close() sends RST instead of FIN.
-    b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    b.close()
-    readable, _, _ = select.select([a], [], [], CLIENT_TIMEOUT)
-    assert readable, "no reset arrived"
-    return a
-
-
 @pytest.mark.parametrize("call", list(READ_CALLS))
 def test_peer_reset_raises_connection_reset(pair, reader_on, call):
     reader = reader_on(reset_by_peer(pair))
@@ -812,110 +632,6 @@ def test_peer_reset_sequence_matches_makefile(pair, call):
     reference, compiled = twins(scenario)
     assert compiled == reference
     assert reference[0][0] is ConnectionResetError
-
-
-def test_reset_while_writing(pair, make_writer):
-    """Writing to a connection the peer reset fails as sendall() fails."""
-    a = reset_by_peer(pair)
-    writer = make_writer(a)
-    with pytest.raises((ConnectionResetError, BrokenPipeError)):
-        for _ in range(100):
-            writer.write(b"x" * 65536)
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_write_timeout_bounds_the_whole_send(pair, make_writer, kind):
-    """The socket's timeout bounds a whole write(), as with sendall()."""
-    a, b = pair(kind, timeout=SHORT)
-    writer = make_writer(a)
-    started = time.monotonic()
-    with pytest.raises(socket.timeout) as caught:
-        writer.write(b"x" * (64 * MiB))
-    assert caught.type is socket.timeout
-    assert time.monotonic() - started < SHORT + 2.0
-
-
-def test_write_on_a_nonblocking_socket(pair, make_writer):
-    """Timeout 0.0: a write that does not fit raises BlockingIOError, as
-    sendall() does."""
-    a, b = pair("unix")
-    a.setblocking(False)
-    writer = make_writer(a)
-    assert writer.write(b"fits") == 4
-    with pytest.raises(BlockingIOError):
-        writer.write(b"x" * (8 * MiB))
-    with pytest.raises(BlockingIOError):
-        writer.write(b"x")
-
-
-class Interrupted(Exception):
-    """Raised by a signal handler to stop a blocking call."""
-
-
-@contextlib.contextmanager
-def sigusr1_handler(handler):
-    previous = signal.signal(signal.SIGUSR1, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGUSR1, previous)
-
-
-def interrupt_main_thread(delay, then=None):
-    """A thread that sends SIGUSR1 to this (main) thread after *delay*,
-    waits a little for the handler to run, then calls then()."""
-    main = threading.main_thread().ident
-    assert threading.get_ident() == main, "signals need the main thread"
-
-    def run():
-        time.sleep(delay)
-        signal.pthread_kill(main, signal.SIGUSR1)
-        time.sleep(0.3)
-        return then() if then else None
-    return Background(run)
-
-
-@pytest.mark.parametrize("timeout", [None, 10.0])
-def test_write_interrupted_by_a_signal_sends_everything(pair, make_writer,
-                                                        timeout):
-    """A signal while write() waits for the peer: the Python handler runs
-    then and there, and the write goes on to send every byte."""
-    data = os.urandom(8 * MiB)
-    a, b = pair("unix")
-    a.settimeout(timeout)
-    draining = threading.Event()
-    handled = []
-
-    def drain():
-        draining.set()
-        return recv_exactly(b, len(data))
-
-    def handler(signum, frame):
-        handled.append(draining.is_set())
-
-    with sigusr1_handler(handler):
-        helper = interrupt_main_thread(0.2, drain)
-        try:
-            assert make_writer(a).write(data) == len(data)
-        finally:
-            got = helper.join()
-    assert handled == [False], "the handler did not run during the write"
-    assert got == data
-
-
-def test_signal_handler_that_raises_stops_the_write(pair, make_writer):
-    a, b = pair("unix")
-
-    def handler(signum, frame):
-        raise Interrupted()
-
-    with sigusr1_handler(handler):
-        helper = interrupt_main_thread(0.2)
-        try:
-            with pytest.raises(Interrupted):
-                make_writer(a).write(b"x" * (8 * MiB))
-        finally:
-            helper.join()
 
 
 def test_read_interrupted_by_a_signal_goes_on(pair, reader_on):
@@ -1226,160 +942,6 @@ def test_files_over_a_closed_socket(pair, make_reader, make_writer):
         reader.close()
 
 
-# -- writing -----------------------------------------------------------------
-
-@pytest.mark.parametrize("payload", [
-    b"bytes",
-    bytearray(b"bytearray"),
-    memoryview(b"a memoryview"),
-    memoryview(b"0123456789")[2:7],
-    array.array("i", [1, -2, 3, 1 << 30]),
-    memoryview(bytearray(range(12))).cast("B", (3, 4)),
-    b"",
-], ids=["bytes", "bytearray", "memoryview", "sliced memoryview",
-        "array_i", "memoryview2d", "empty"])
-def test_write_any_bytes_like(pair, make_writer, payload):
-    a, b = pair()
-    writer = make_writer(a)
-    expected = memoryview(payload).tobytes()
-    assert writer.write(payload) == memoryview(payload).nbytes == len(expected)
-    a.sendall(b"|")
-    assert recv_exactly(b, len(expected) + 1) == expected + b"|"
-
-
-@pytest.mark.parametrize("bad", ["text", None, 3, [b"x"]],
-                         ids=["str", "None", "int", "list"])
-def test_write_refuses_what_is_not_bytes_like(pair, make_writer, bad):
-    a, b = pair()
-    with pytest.raises(TypeError):
-        make_writer(a).write(bad)
-
-
-def test_write_non_contiguous_is_refused_like_sendall(pair, make_writer):
-    a, b = pair()
-    with pytest.raises(BufferError):
-        make_writer(a).write(memoryview(b"abcdef")[::2])
-
-
-def test_writelines(pair, make_writer):
-    a, b = pair()
-    writer = make_writer(a)
-    assert writer.writelines([b"one ", bytearray(b"two "),
-                              memoryview(b"three")]) is None
-    assert recv_exactly(b, 13) == b"one two three"
-
-
-def test_writer_reports_like_the_stdlib_one(pair, make_writer):
-    a, b = pair()
-    writer = make_writer(a)
-    assert isinstance(writer, io.BufferedIOBase)
-    assert writer.writable()
-    assert not writer.readable()
-    assert not writer.seekable()
-    assert not writer.isatty()
-    assert writer.fileno() == a.fileno()
-    assert writer.flush() is None
-    assert not writer.closed
-    with writer as entered:
-        assert entered is writer
-    assert writer.closed
-    b.sendall(b"the socket stays open")
-    assert a.recv(100) == b"the socket stays open"
-
-
-def test_write_after_close_still_sends(pair, make_writer):
-    """Closing the writer only marks it closed: write() goes on sending,
-    as the stdlib's _SocketWriter does, and refuses what it refuses."""
-    a, b = pair()
-    writer = make_writer(a)
-    writer.close()
-    assert writer.closed
-    assert writer.write(b"after ") == 6
-    assert writer.write(bytearray(b"close")) == 5
-    assert writer.write(b"") == 0
-    with pytest.raises(TypeError):
-        writer.write("not bytes")
-    a.close()
-    assert recv_exactly(b, 100) == b"after close"
-
-
-@pytest.fixture(params=["python", "compiled"])
-def our_writer(request):
-    """Our writer classes (not the stdlib's reference)."""
-    if request.param == "compiled" and not COMPILED:
-        pytest.skip("the compiled engine is not loaded")
-    return WRITERS[request.param]
-
-
-# All of the io.BufferedIOBase interface, on a write-only file.
-WRITER_CALLS = {
-    "write": lambda f: f.write(b"x"),
-    "write str": lambda f: f.write("x"),
-    "writelines": lambda f: f.writelines([b"x"]),
-    "flush": lambda f: f.flush(),
-    "isatty": lambda f: f.isatty(),
-    "with": lambda f: f.__enter__() is f,
-    "fileno": lambda f: f.fileno() > 0,
-    "writable": lambda f: f.writable(),
-    "readable": lambda f: f.readable(),
-    "seekable": lambda f: f.seekable(),
-    "read": lambda f: f.read(),
-    "read1": lambda f: f.read1(),
-    "readinto": lambda f: f.readinto(bytearray(1)),
-    "readinto1": lambda f: f.readinto1(bytearray(1)),
-    "readline": lambda f: f.readline(),
-    "readlines": lambda f: f.readlines(),
-    "iter": lambda f: iter(f) is f,
-    "next": lambda f: next(f),
-    "tell": lambda f: f.tell(),
-    "seek": lambda f: f.seek(0),
-    "truncate": lambda f: f.truncate(),
-    "detach": lambda f: f.detach(),
-    "closed": lambda f: f.closed,
-    "close again": lambda f: f.close(),
-}
-
-
-@pytest.mark.parametrize("closed", [False, True], ids=["open", "closed"])
-@pytest.mark.parametrize("call", list(WRITER_CALLS))
-def test_writer_answers_like_the_stdlib_one(pair, our_writer, closed, call):
-    """Every method, open or closed: the stdlib's _SocketWriter's result,
-    exception and message."""
-    def scenario(make):
-        a, b = pair()
-        writer = make(a)
-        if closed:
-            writer.close()
-        return outcome(WRITER_CALLS[call], writer)
-
-    assert scenario(our_writer) == scenario(socketserver._SocketWriter)
-
-
-def test_compiled_writer_is_our_writer_with_a_c_write():
-    """What the compiled engine adds to _SocketWriter is write(), no more."""
-    assert csockserver._SocketWriter is _streams._SocketWriter
-    if not COMPILED:
-        assert CompiledSocketWriter is None
-        return
-    from csockserver import _cengine
-    assert issubclass(CompiledSocketWriter, csockserver._SocketWriter)
-    assert CompiledSocketWriter.write is _cengine.socket_writer_write
-    assert {name for name in vars(CompiledSocketWriter)
-            if not name.startswith("_")} == {"write"}
-
-
-@pytest.mark.parametrize("kind", KINDS)
-def test_big_write_with_a_concurrent_reader(pair, make_writer, background,
-                                            kind):
-    data = os.urandom(6 * MiB)
-    a, b = pair(kind)
-    receiver = background(recv_exactly, b, len(data) + 1)
-    writer = make_writer(a)
-    assert writer.write(data) == len(data)
-    assert writer.write(memoryview(data)[:1]) == 1
-    assert receiver.join() == data + data[:1]
-
-
 @pytest.mark.parametrize("kind", KINDS)
 def test_big_read_with_a_concurrent_writer(pair, reader_on, background,
                                            kind):
@@ -1521,263 +1083,3 @@ def test_accepted_differences(pair):
                 taken = len(data) - queued(a)
                 assert size <= taken < size + CHUNK, (make, size, taken)
                 assert reader.read(len(data) - size) == data[size:]
-
-
-# -- which files StreamRequestHandler gets -----------------------------------
-
-def stock_files():
-    """rfile and wfile types for the stock sizes on a plain socket."""
-    if COMPILED:
-        return SocketReader, CompiledSocketWriter
-    return io.BufferedReader, csockserver._SocketWriter
-
-
-def test_open_reader_picks_the_compiled_reader_only_when_stock(pair):
-    a, b = pair()
-    stock = stock_files()[0]
-
-    class Sub(socket.socket):
-        pass
-
-    plain = _streams.open_reader(a, -1)
-    assert type(plain) is stock
-    for bufsize, expected in ((8192, io.BufferedReader), (0, socket.SocketIO),
-                              (1, io.BufferedReader)):
-        reader = _streams.open_reader(a, bufsize)
-        assert type(reader) is expected
-        reader.close()
-    a.settimeout(0.0)
-    nonblocking = _streams.open_reader(a, -1)
-    assert type(nonblocking) is io.BufferedReader
-    a.settimeout(SHORT)
-    assert type(_streams.open_reader(a, -1)) is stock
-    sub = Sub(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        reader = _streams.open_reader(sub, -1)
-        assert type(reader) is io.BufferedReader
-        reader.close()
-    finally:
-        sub.close()
-    for reader in (plain, nonblocking):
-        reader.close()
-
-
-def test_open_writer_picks_the_compiled_writer_only_when_stock(pair):
-    a, b = pair()
-    assert type(_streams.open_writer(a, 0)) is stock_files()[1]
-    for bufsize in (-1, 1, 8192):
-        writer = _streams.open_writer(a, bufsize)
-        assert type(writer) is io.BufferedWriter
-        writer.close()
-
-    class Sub(socket.socket):
-        pass
-
-    sub = Sub(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        assert type(_streams.open_writer(sub, 0)) is csockserver._SocketWriter
-    finally:
-        sub.close()
-
-
-def test_disable_nagle_only_touches_tcp(pair):
-    a, b = pair("tcp")
-    assert not a.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-    _streams.disable_nagle(a)
-    assert a.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
-    # No Nagle to turn off on these, and no error either.
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        _streams.disable_nagle(udp)
-    finally:
-        udp.close()
-    if HAVE_UNIX:
-        u, v = pair("unix")
-        _streams.disable_nagle(u)
-
-
-SERVERS = {
-    "tcp": "TCPServer",
-    "threading_tcp": "ThreadingTCPServer",
-    "unix": "UnixStreamServer",
-}
-
-
-@pytest.fixture(params=list(SERVERS))
-def server_kind(request):
-    if request.param == "unix" and not HAVE_UNIX:
-        pytest.skip("needs AF_UNIX")
-    return request.param
-
-
-def probe_server(impl, kind, unix_path, **attrs):
-    """impl's *kind* server whose handler notes what setup() gave it.
-
-    The handler reads one line and answers it upper-cased; what it saw goes
-    to ``server.seen`` before the answer, so it is there once the client
-    has its answer.
-    """
-    class Probe(impl.StreamRequestHandler):
-        def handle(self):
-            line = self.rfile.readline()
-            conn = self.connection
-            info = {"rfile": type(self.rfile), "wfile": type(self.wfile),
-                    "timeout": conn.gettimeout()}
-            if conn.family in (socket.AF_INET, socket.AF_INET6):
-                info["nodelay"] = bool(conn.getsockopt(
-                    socket.IPPROTO_TCP, socket.TCP_NODELAY))
-            self.server.seen.append(info)
-            self.wfile.write(line.upper())
-            self.wfile.flush()
-
-    handler = type("Probe", (Probe,), attrs)
-    address = unix_path() if kind == "unix" else ("127.0.0.1", 0)
-    server = getattr(impl, SERVERS[kind])(address, handler)
-    server.seen = []
-    return server
-
-
-def ask_probe(server, line=b"hello\n"):
-    with serving(server):
-        client = stream_client(server)
-        try:
-            client.sendall(line)
-            assert recv_line(client) == line.upper()
-        finally:
-            client.close()
-    assert len(server.seen) == 1
-    return server.seen[0]
-
-
-def expected_types(attrs):
-    reader, writer = stock_files()
-    rbufsize = attrs.get("rbufsize", -1)
-    wbufsize = attrs.get("wbufsize", 0)
-    if rbufsize == 0:
-        reader = socket.SocketIO
-    elif rbufsize != -1:
-        reader = io.BufferedReader
-    if wbufsize != 0:
-        writer = io.BufferedWriter
-    return reader, writer
-
-
-HANDLER_SETTINGS = {
-    "stock": {},
-    "timeout": {"timeout": 5.0},
-    "rbufsize 8192": {"rbufsize": 8192},
-    "rbufsize 0": {"rbufsize": 0},
-    "rbufsize 1": {"rbufsize": 1},
-    "wbufsize 8192": {"wbufsize": 8192},
-    "wbufsize -1": {"wbufsize": -1},
-    "both changed": {"rbufsize": 4096, "wbufsize": 4096},
-    "nagle left alone": {"disable_nagle_algorithm": False},
-}
-
-
-@pytest.mark.parametrize("setting", list(HANDLER_SETTINGS))
-def test_handler_files(server_kind, unix_path, setting):
-    """Stock sizes (with or without a timeout) get the compiled files on
-    the compiled engine; changed sizes and the pure engine get the stdlib's
-    files."""
-    attrs = HANDLER_SETTINGS[setting]
-    seen = ask_probe(probe_server(csockserver, server_kind, unix_path,
-                                  **attrs))
-    assert (seen["rfile"], seen["wfile"]) == expected_types(attrs)
-    assert seen["timeout"] == attrs.get("timeout")
-
-
-@pytest.mark.parametrize("server_kind", ["tcp", "threading_tcp"])
-@pytest.mark.parametrize("disable", [None, True, False])
-def test_tcp_nodelay(unix_path, server_kind, disable):
-    """TCP_NODELAY is on by default (the stdlib leaves it off); a handler
-    with disable_nagle_algorithm = False keeps the kernel's default."""
-    attrs = {} if disable is None else {"disable_nagle_algorithm": disable}
-    seen = ask_probe(probe_server(csockserver, server_kind, unix_path,
-                                  **attrs))
-    assert seen["nodelay"] is (disable is not False)
-    stdlib = ask_probe(probe_server(socketserver, server_kind, unix_path,
-                                    **attrs))
-    assert stdlib["nodelay"] is (disable is True)
-
-
-@needs_unix
-def test_unix_handler_with_the_nagle_default(unix_path):
-    assert csockserver.StreamRequestHandler.disable_nagle_algorithm is True
-    seen = ask_probe(probe_server(csockserver, "unix", unix_path))
-    assert "nodelay" not in seen
-    assert (seen["rfile"], seen["wfile"]) == stock_files()
-
-
-# -- a real protocol through a real server -----------------------------------
-
-def framing_handler(impl, **attrs):
-    """A small protocol that uses most of rfile: a header line with a size,
-    a body of that size, the answer back reversed; b"L<limit>" asks for the
-    next line in readline(limit) pieces; b"Q" reads everything left."""
-    class Framing(impl.StreamRequestHandler):
-        def handle(self):
-            while True:
-                header = self.rfile.readline(64)
-                if not header:
-                    return
-                if header.startswith(b"L"):
-                    limit = int(header[1:])
-                    pieces = [self.rfile.readline(limit)]
-                    while pieces[-1] and not pieces[-1].endswith(b"\n"):
-                        pieces.append(self.rfile.readline(limit))
-                    self.wfile.write(b"|".join(pieces))
-                elif header.startswith(b"Q"):
-                    rest = self.rfile.read()
-                    self.wfile.write(b"%d\n" % len(rest))
-                    self.wfile.writelines([rest[:10], rest[10:]])
-                    return
-                else:
-                    body = self.rfile.read(int(header))
-                    self.wfile.write(memoryview(body[::-1]))
-                    self.wfile.write(bytearray(b"\n"))
-                # A buffered wfile (wbufsize != 0) holds replies until then.
-                self.wfile.flush()
-
-    return type("Framing", (Framing,), attrs)
-
-
-def talk_framing(server, sizes):
-    """Send each body as header + body in awkward pieces; check replies."""
-    client = stream_client(server)
-    try:
-        for size in sizes:
-            body = os.urandom(size).replace(b"\n", b"-")
-            message = b"%d\n" % size + body
-            sender = Background(
-                lambda m=message: [client.sendall(m[i:i + 7777])
-                                   for i in range(0, len(m), 7777)])
-            reply = recv_exactly(client, size + 1)
-            sender.join()
-            assert reply == body[::-1] + b"\n"
-        client.sendall(b"L4\n0123456789\n")
-        assert recv_line(client) == b"0123|4567|89\n"
-        client.sendall(b"L100\n" + b"x" * 300 + b"\n")
-        assert recv_exactly(client, 304) == b"|".join([b"x" * 100] * 3
-                                                      + [b"\n"])
-        client.sendall(b"Q\nthe rest, then end of file")
-        client.shutdown(socket.SHUT_WR)
-        assert recv_line(client) == b"26\n"
-        assert recv_exactly(client, 27) == b"the rest, then end of file"
-    finally:
-        client.close()
-
-
-@pytest.mark.parametrize("impl_name", ["stdlib", "csock"])
-@pytest.mark.parametrize("setting", ["stock", "timeout", "rbufsize 8192",
-                                     "wbufsize 8192"])
-def test_framing_protocol(server_kind, unix_path, impl_name, setting):
-    """The same conversation gets the same answers from socketserver and
-    from csockserver, whichever files the handler ends up with."""
-    impl = socketserver if impl_name == "stdlib" else csockserver
-    address = unix_path() if server_kind == "unix" else ("127.0.0.1", 0)
-    handler = framing_handler(impl, **HANDLER_SETTINGS[setting])
-    server = getattr(impl, SERVERS[server_kind])(address, handler)
-    with serving(server):
-        talk_framing(server, [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, 100000,
-                              2 * MiB])
