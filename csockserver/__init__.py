@@ -18,5 +18,6 @@ from ._standin import install, uninstall  # noqa: F401
 # Beyond socketserver (not in __all__, which stays socketserver's):
 from ._prefork import (PreforkMixIn, PreforkTCPServer,  # noqa: F401
                        PreforkThreadingTCPServer, PreforkUDPServer)
+from ._proxy import ProxyInfo, proxy_info  # noqa: F401
 
 from ._version import __version__  # noqa: F401

@@ -22,13 +22,14 @@
 
 import socketserver as _stdlib_socketserver
 import sys
+import ipaddress
 import threading
 import types
 from _typeshed import ReadableBuffer
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from io import BufferedIOBase, BytesIO
 from socket import socket as _Socket
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from typing_extensions import Self, TypeAlias
 
@@ -61,6 +62,20 @@ __version__: str
 
 def install() -> None: ...
 def uninstall() -> None: ...
+
+_IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+class ProxyInfo(NamedTuple):
+    """One connection's PROXY protocol header."""
+
+    version: int
+    command: Literal["PROXY", "LOCAL"]
+    source: Any
+    destination: Any
+    proxy_address: Any
+    tlvs: dict[int, bytes]
+
+def proxy_info(client_address: object) -> ProxyInfo | None: ...
 
 _ServerT = TypeVar("_ServerT")
 # What a request is: a connected socket (stream servers) or one datagram
@@ -132,6 +147,10 @@ class TCPServer(BaseServer):
     allow_reuse_address: bool
     if sys.version_info >= (3, 11):
         allow_reuse_port: bool
+    # Beyond socketserver: the PROXY protocol on receive.
+    proxy_protocol: Literal["v1", "v2", "any"] | None
+    proxy_protocol_timeout: float | None
+    proxy_protocol_from: str | Iterable[str | _IPNetwork] | None
     socket: _Socket
     server_address: tuple[Any, ...]
     def __init__(

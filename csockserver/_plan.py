@@ -18,6 +18,8 @@ from typing import NamedTuple, Tuple
 
 import _socket
 
+from . import _proxy
+
 
 class Kind(enum.IntEnum):
     """What the engine does for one hook.  Each stock kind belongs to one
@@ -78,7 +80,12 @@ HOOKS = (
          (("ForkingMixIn", Kind.REAP_OWN),)),
 )
 
-FIELDS = tuple(hook.field for hook in HOOKS)
+# What the plan holds besides the hooks: settings the engine reads once per
+# plan (ints, after the hooks in the compiled HookPlan).
+#   proxy_protocol: the PROXY protocol versions taken (_proxy's mask), 0 off
+SETTINGS = ("proxy_protocol",)
+
+FIELDS = tuple(hook.field for hook in HOOKS) + SETTINGS
 
 # Address families whose addresses the compiled engine can decode itself.
 FAST_FAMILIES = frozenset(
@@ -91,15 +98,17 @@ _raw_family = _socket.socket.family.__get__
 
 class Plan:
     """What the engine may do itself for one server, fixed when serving
-    starts: one attribute per field of HOOKS, holding a Kind, and
-    ``socket``, the listening socket when the engine may drive it (else
-    None).  Its ``__dict__`` is all of that, and is what the compiled engine
-    reads."""
+    starts: one attribute per field of HOOKS, holding a Kind, one per
+    SETTINGS, and ``socket``, the listening socket when the engine may
+    drive it (else None).  Its ``__dict__`` is all of that, and is what the
+    compiled engine reads."""
 
     def __repr__(self):
         fields = ", ".join(
             "{}={}".format(field, Kind(getattr(self, field)).name)
-            for field in FIELDS)
+            for field in FIELDS if field not in SETTINGS)
+        fields += "".join(", {}={}".format(field, getattr(self, field))
+                          for field in SETTINGS)
         return "Plan({}, socket={!r})".format(fields, self.socket)
 
 
@@ -148,6 +157,7 @@ def make_plan(server):
             or _raw_family(sock) not in FAST_FAMILIES):
         kinds["get_request"] = python
         sock = None
+    kinds["proxy_protocol"] = _proxy.versions_of(server)
     kinds["socket"] = sock
     plan = Plan()
     plan.__dict__ = kinds

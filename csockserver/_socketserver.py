@@ -26,7 +26,7 @@ import socket
 import sys
 import threading
 
-from . import _common, _plan, _streams
+from . import _common, _plan, _proxy, _streams
 from ._streams import _SocketWriter  # noqa: F401  (socketserver's name)
 from ._threadlist import _NoThreads, _Threads
 from ._engine import engine as _engine
@@ -232,6 +232,14 @@ class TCPServer(BaseServer):
     allow_reuse_address = False
     if _HAVE_REUSE_PORT_ATTR:
         allow_reuse_port = False
+    # Beyond socketserver (see csockserver._proxy): None, "v1", "v2" or
+    # "any" makes every connection start with a PROXY header, whose client
+    # address becomes the request's.  The header must come within
+    # proxy_protocol_timeout seconds, from a peer in proxy_protocol_from
+    # (IP networks; None allows any), else the connection is closed.
+    proxy_protocol = None
+    proxy_protocol_timeout = _proxy.DEFAULT_TIMEOUT
+    proxy_protocol_from = None
 
     def __init__(self, server_address, RequestHandlerClass,
                  bind_and_activate=True):

@@ -9,6 +9,7 @@ above it:
 - util.pxi:      errors, clocks, timeouts, fd flags;
 - transport.pxi: accept/recvfrom and address decoding;
 - requests.pxi:  the plan, and one request's finish/shutdown/close steps;
+- proxy.pxi:     the PROXY protocol header of a new connection;
 - threads.pxi:   ThreadingMixIn's worker threads;
 - fork.pxi:      ForkingMixIn's children and their Reaper;
 - loop.pxi:      the waker, the serving loops, verify and dispatch;
@@ -23,7 +24,7 @@ from libc.errno cimport errno, EINTR, EBADF, EAGAIN, ENOSYS, EPERM
 from libc.math cimport ceil
 from libc.stdint cimport uint64_t
 from libc.stdlib cimport malloc, free
-from libc.string cimport memchr, memcpy, memmove, memset
+from libc.string cimport memchr, memcmp, memcpy, memmove, memset
 from posix.time cimport clock_gettime, timespec, CLOCK_MONOTONIC
 from posix.unistd cimport close, read, write
 from cpython.bytes cimport PyBytes_FromStringAndSize, PyBytes_AS_STRING
@@ -42,7 +43,7 @@ from libc_linux cimport (
     pollfd, poll, POLLIN, POLLPRI, POLLOUT, recv, send,
     socklen_t, sockaddr, sockaddr_storage, sockaddr_in, sockaddr_in6,
     sockaddr_un, accept4, shutdown as c_shutdown, recvfrom as c_recvfrom,
-    AF_INET, AF_INET6, AF_UNIX, SOCK_CLOEXEC, SHUT_WR, MSG_DONTWAIT,
+    AF_INET, AF_INET6, AF_UNIX, SOCK_CLOEXEC, SHUT_WR, MSG_DONTWAIT, MSG_PEEK,
     ntohs, ntohl, inet_ntop, INET6_ADDRSTRLEN, strnlen,
     eventfd, EFD_CLOEXEC, EFD_NONBLOCK, EFD_SEMAPHORE,
     csock_get_status_flags, csock_set_status_flags, O_NONBLOCK,
@@ -64,7 +65,7 @@ import threading as _threading
 from os import strerror as _os_strerror
 import _socket as _csocket
 
-from csockserver import _plan
+from csockserver import _plan, _proxy
 from csockserver._common import (
     BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
     Children as _Children, forget_ended as _forget_ended,
@@ -84,6 +85,7 @@ cdef object _Thread = _threading.Thread
 cdef object _current_thread = _threading.current_thread
 cdef object _Condition = _threading.Condition
 cdef object _deque = _collections.deque
+cdef object _ProxyHeaderError = _proxy.ProxyHeaderError
 
 # The engine contract's names (csockserver._contract.ENGINE_NAMES); the
 # other module-level names are this module's own.
@@ -96,6 +98,7 @@ __all__ = ["Reaper", "SocketReader", "Waker", "accept", "collect_children",
 include "util.pxi"
 include "transport.pxi"
 include "requests.pxi"
+include "proxy.pxi"
 include "threads.pxi"
 include "fork.pxi"
 include "loop.pxi"

@@ -128,7 +128,11 @@ cdef int _fork_request(object server, HookPlan *p, object request,
         return 0
     # In the child: never return into the serving loop.
     try:
-        _finish(server, p, request, client_address)
+        if p.proxy_protocol and _reads_header_later(p):
+            client_address = _client_address(server, p, request,
+                                             client_address)
+        if client_address is not None:
+            _finish(server, p, request, client_address)
         status = 0
     except Exception:
         server.handle_error(request, client_address)

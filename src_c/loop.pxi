@@ -2,8 +2,10 @@
 # poll() with the GIL released, on the server's fd and (for serve_forever)
 # the waker's, and take several ready connections or datagrams per wake-up
 # when the stock get_request is in use.  Each request then goes through
-# _handle_one: verify_request, then process_request, which runs it in place
-# (requests.pxi), on a worker thread (threads.pxi) or in a child (fork.pxi).
+# _handle_one: its PROXY header if the server takes one (proxy.pxi, which
+# says when that is read later, where the request runs), verify_request,
+# then process_request, which runs it in place (requests.pxi), on a worker
+# thread (threads.pxi) or in a child (fork.pxi).
 # csockserver/_pure/loop.py is the twin.
 
 cdef enum:
@@ -184,6 +186,11 @@ cdef int _handle_one(object server, HookPlan *p, object request,
                      object client_address) except -1:
     """What the stock _handle_request_noblock does once it has a request:
     verify_request, then process_request, which picks where it runs."""
+    if p.proxy_protocol and not _reads_header_later(p):
+        client_address = _client_address(server, p, request, client_address)
+        if client_address is None:
+            _shutdown(server, p, request)
+            return 0
     if (p.verify_request == ALLOW
             or server.verify_request(request, client_address)):
         try:

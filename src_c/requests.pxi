@@ -25,8 +25,9 @@ cpdef enum _Kind:
     THREAD_BODY = 16
     REAP_OWN = 17
 
-# One field per entry of csockserver._plan.HOOKS, in its order (checked
-# below): a Plan's __dict__ converts to it field by field.
+# One field per entry of csockserver._plan.HOOKS, in its order, then the
+# plan's SETTINGS (checked below): a Plan's __dict__ converts to it field by
+# field.
 cdef struct HookPlan:
     int get_request
     int verify_request
@@ -39,6 +40,7 @@ cdef struct HookPlan:
     int handle_request_noblock
     int process_request_thread
     int collect_children
+    int proxy_protocol          # a setting: csockserver._proxy's V1|V2 mask
 
 
 cdef HookPlan _all_python     # zeroed: every hook PYTHON

@@ -333,6 +333,12 @@ cdef bint _run_in_thread(object server, HookPlan *p, object request,
     context = PyContext_New()
     PyContext_Enter(context)
     try:
+        if p.proxy_protocol and _reads_header_later(p):
+            client_address = _client_address(server, p, request,
+                                             client_address)
+            if client_address is None:
+                _shutdown(server, p, request)
+                return True
         if p.process_request_thread == PYTHON:
             server.process_request_thread(request, client_address)
         else:

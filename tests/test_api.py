@@ -62,6 +62,8 @@ def test_same_kind_and_mro(name):
 BEYOND_STDLIB = {
     csockserver.ThreadingMixIn: {"max_threads", "max_queued",
                                  "thread_idle_timeout"},
+    csockserver.TCPServer: {"proxy_protocol", "proxy_protocol_timeout",
+                            "proxy_protocol_from"},
 }
 
 

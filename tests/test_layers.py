@@ -21,10 +21,12 @@ SRC_C = os.path.join(ROOT, "src_c")
 
 # The pure engine's files, each importing only those before it; they mirror
 # src_c/*.pxi one to one.
-PURE_LAYERS = ["util", "transport", "requests", "threads", "fork", "loop"]
+PURE_LAYERS = ["util", "transport", "requests", "proxy", "threads", "fork",
+               "loop"]
 # Neutral ground: both engines import these, and these import no engine.
 NEUTRAL = {"csockserver._common", "csockserver._contract",
-           "csockserver._plan", "csockserver._threadlist"}
+           "csockserver._plan", "csockserver._proxy",
+           "csockserver._threadlist"}
 
 pytestmark = pytest.mark.skipif(
     not os.path.isdir(SRC_C), reason="needs the source tree (src_c/)")

@@ -6,6 +6,7 @@ file the twin of ``src_c/``:
 - ``util``:      small helpers of the waits (``src_c/util.pxi``);
 - ``transport``: accept/recvfrom (``transport.pxi``);
 - ``requests``:  one request's finish/shutdown/close steps (``requests.pxi``);
+- ``proxy``:     the PROXY protocol header of a new connection (``proxy.pxi``);
 - ``threads``:   ThreadingMixIn's worker threads (``threads.pxi``);
 - ``fork``:      ForkingMixIn's children and their Reaper (``fork.pxi``);
 - ``loop``:      the waker and the serving loops (``loop.pxi``).

@@ -18,7 +18,7 @@ import os
 import select
 
 from .._common import Children
-from . import requests
+from . import proxy, requests
 
 
 class Reaper:
@@ -93,7 +93,11 @@ def fork_request(server, plan, request, client_address):
     # In the child: never return into the serving loop.
     status = 1
     try:
-        requests.finish(server, plan, request, client_address)
+        if plan.proxy_protocol and proxy.reads_header_later(plan):
+            client_address = proxy.client_address(server, plan, request,
+                                                  client_address)
+        if client_address is not None:
+            requests.finish(server, plan, request, client_address)
         status = 0
     except Exception:
         server.handle_error(request, client_address)

@@ -17,7 +17,7 @@ from .._common import (BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX,
                        SIGNAL_CHECK_INTERVAL)
 from .._contract import STOP
 from .._plan import Kind
-from . import fork, requests, threads, transport
+from . import fork, proxy, requests, threads, transport
 from .util import in_main_thread, millis
 
 _POLL_READY = select.POLLIN | select.POLLPRI
@@ -188,7 +188,14 @@ def take_request(server, plan):
 
 def handle_one(server, plan, request, client_address):
     """verify_request, process_request, and the error handling around them,
-    in socketserver's order; process_request picks where the request runs."""
+    in socketserver's order; process_request picks where the request runs.
+    A PROXY header comes first, unless it is read where the request runs."""
+    if plan.proxy_protocol and not proxy.reads_header_later(plan):
+        client_address = proxy.client_address(server, plan, request,
+                                              client_address)
+        if client_address is None:
+            requests.shut_down(server, plan, request)
+            return
     if (plan.verify_request == Kind.ALLOW
             or server.verify_request(request, client_address)):
         try:

@@ -50,7 +50,7 @@ from .._common import (BACKOFF_ERRNOS, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
 from .._contract import CREW, POOL, STOP
 from .._plan import Kind
 from .._threadlist import _Threads
-from . import requests
+from . import proxy, requests
 from .util import in_main_thread, millis
 
 _ONE_SHOT = select.EPOLLIN | select.EPOLLONESHOT
@@ -301,6 +301,12 @@ def run_request(server, plan, request, client_address):
 
 
 def _process_request_thread(server, plan, request, client_address):
+    if plan.proxy_protocol and proxy.reads_header_later(plan):
+        client_address = proxy.client_address(server, plan, request,
+                                              client_address)
+        if client_address is None:
+            requests.shut_down(server, plan, request)
+            return
     if plan.process_request_thread == Kind.PYTHON:
         server.process_request_thread(request, client_address)
         return

@@ -37,6 +37,7 @@ cdef extern from "<sys/socket.h>" nogil:
         SOCK_CLOEXEC
         SHUT_WR
         MSG_DONTWAIT
+        MSG_PEEK
 
 cdef extern from "<netinet/in.h>" nogil:
     struct in_addr:

@@ -1,0 +1,277 @@
+"""csockserver behind a real HAProxy (Debian's package), on loopback.
+
+Three backend processes, each a csockserver HTTP server with
+``proxy_protocol = "v2"`` on its own address (127.0.0.2-4), sit behind one
+HAProxy in TCP mode that sends them ``send-proxy-v2`` headers and checks
+their health with ``check-send-proxy`` (v2 LOCAL headers).  The client
+talks to HAProxy only; each reply says which backend served it and which
+client address that backend saw.
+
+HAProxy is not mocked.  When it is missing, the first test installs
+Debian's package (``apt-get install -y haproxy``, as root only; set
+CSOCKSERVER_NO_APT=1 to forbid it); where that cannot be done the tests
+skip, saying why.  ``.ci/run`` installs it up front.
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from conftest import child_env
+
+BACKEND_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
+START_TIMEOUT = 10.0
+
+pytestmark = pytest.mark.slow
+
+
+def _installed():
+    return shutil.which("haproxy") or (
+        "/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+
+
+@pytest.fixture(scope="module")
+def haproxy():
+    """The haproxy binary, installed from Debian's packages if need be."""
+    found = _installed()
+    if found:
+        return found
+    if os.environ.get("CSOCKSERVER_NO_APT"):
+        pytest.skip("haproxy is not installed and CSOCKSERVER_NO_APT is set")
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip("haproxy is not installed, and apt-get cannot install it "
+                    "here (needs root and apt-get)")
+    try:
+        subprocess.run(["apt-get", "install", "-y", "haproxy"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                       timeout=600, check=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+    except (OSError, subprocess.SubprocessError) as exc:
+        pytest.skip("apt-get install -y haproxy failed: %s" % exc)
+    found = _installed()
+    if not found:
+        pytest.skip("apt-get installed no haproxy binary")
+    return found
+
+# A backend: csockserver.http with the PROXY protocol, answering each GET
+# with its name and the client address it saw; it prints its port once
+# serving.
+BACKEND = textwrap.dedent("""
+    import sys
+    from csockserver import http
+
+    name, host = sys.argv[1], sys.argv[2]
+
+    class Handler(http.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = "{} {}:{}".format(name, *self.client_address[:2]).encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(http.ThreadingHTTPServer):
+        proxy_protocol = "v2"
+        proxy_protocol_from = ["127.0.0.0/8"]
+
+    with Server((host, 0), Handler) as server:
+        print(server.server_address[1], flush=True)
+        server.serve_forever()
+""")
+
+
+class Backend:
+    def __init__(self, name, host):
+        self.name = name
+        self.host = host
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", BACKEND, name, host],
+            stdout=subprocess.PIPE, env=child_env(), text=True)
+        line = _read_line(self.process.stdout, START_TIMEOUT)
+        assert line, "backend {} did not start".format(name)
+        self.port = int(line)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(START_TIMEOUT)
+        self.process.stdout.close()
+
+
+def _read_line(stream, timeout):
+    """One line of a child's output, or "" if none comes in time."""
+    got = []
+    reader = threading.Thread(target=lambda: got.append(stream.readline()),
+                              daemon=True)
+    reader.start()
+    reader.join(timeout)
+    return got[0].strip() if got else ""
+
+
+def haproxy_config(frontend_fd, backends):
+    servers = "\n".join(
+        "    server {0} {1}:{2} send-proxy-v2 check check-send-proxy "
+        "inter 200 fall 1 rise 1".format(b.name, b.host, b.port)
+        for b in backends)
+    return textwrap.dedent("""\
+        global
+            maxconn 1000
+        defaults
+            mode tcp
+            timeout connect 2s
+            timeout client 10s
+            timeout server 10s
+            retries 3
+            option redispatch
+        frontend front
+            bind fd@{fd}
+            default_backend app
+        backend app
+            balance roundrobin
+        """).format(fd=frontend_fd) + servers + "\n"
+
+
+@pytest.fixture
+def cluster(tmp_path, haproxy):
+    """HAProxy on a kernel-chosen port of 127.0.0.1, and three backends."""
+    for host in BACKEND_HOSTS:
+        try:
+            probe = socket.create_server((host, 0))
+        except OSError:
+            pytest.skip("cannot bind {} on this machine".format(host))
+        probe.close()
+    backends = []
+    front = socket.create_server(("127.0.0.1", 0), backlog=128)
+    proxy = None
+    try:
+        for index, host in enumerate(BACKEND_HOSTS):
+            backends.append(Backend("app%d" % (index + 1), host))
+        config = tmp_path / "haproxy.cfg"
+        config.write_text(haproxy_config(front.fileno(), backends))
+        proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)],
+                                 pass_fds=[front.fileno()],
+                                 stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+        address = front.getsockname()
+        front.close()   # HAProxy holds its own copy
+        cluster = Cluster(address, backends, proxy)
+        cluster.wait_until_all_up()
+        yield cluster
+    finally:
+        front.close()
+        if proxy is not None:
+            proxy.terminate()
+            try:
+                proxy.wait(START_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proxy.kill()
+                proxy.wait(START_TIMEOUT)
+            proxy.stderr.close()
+        for backend in backends:
+            backend.stop()
+
+
+class Cluster:
+    def __init__(self, address, backends, proxy):
+        self.address = address
+        self.backends = backends
+        self.proxy = proxy
+
+    def get(self, timeout=5.0):
+        """One HTTP/1.0 GET through HAProxy: (backend name, the client
+        address it saw, our own address)."""
+        with socket.create_connection(self.address, timeout) as client:
+            client.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
+            reply = b""
+            while True:
+                chunk = client.recv(65536)
+                if not chunk:
+                    break
+                reply += chunk
+            mine = client.getsockname()
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), reply
+        name, seen = body.decode().split()
+        return name, seen, "{}:{}".format(*mine)
+
+    def wait_until_all_up(self):
+        """Until every backend has served a request through HAProxy."""
+        deadline = time.monotonic() + START_TIMEOUT
+        names = {b.name for b in self.backends}
+        seen = set()
+        while seen != names:
+            assert self.proxy.poll() is None, self.proxy.stderr.read()
+            assert time.monotonic() < deadline, "backends up: %s" % seen
+            try:
+                seen.add(self.get()[0])
+            except (OSError, AssertionError, ValueError):
+                time.sleep(0.05)
+
+
+def load(cluster, clients, duration, stop_early=None):
+    """*clients* threads doing GETs for *duration* s: (results, errors)."""
+    results, errors = [], []
+    deadline = time.monotonic() + duration
+
+    def run():
+        while time.monotonic() < deadline:
+            try:
+                results.append((time.monotonic(),) + cluster.get())
+            except Exception as exc:  # counted: what the client saw
+                errors.append((time.monotonic(), repr(exc)))
+
+    threads = [threading.Thread(target=run, daemon=True)
+               for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    if stop_early is not None:
+        stop_early()
+    for thread in threads:
+        thread.join(duration + 30)
+        assert not thread.is_alive(), "a client hung"
+    return results, errors
+
+
+def test_every_request_served_with_the_real_client_address(cluster):
+    results, errors = load(cluster, clients=4, duration=2.0)
+    assert errors == []
+    assert len(results) > 50
+    # Each backend saw the address our socket had, not HAProxy's.
+    assert all(seen == mine for _, _, seen, mine in results)
+    # And all three took a share (round robin).
+    counts = {b.name: 0 for b in cluster.backends}
+    for _, name, _, _ in results:
+        counts[name] += 1
+    assert min(counts.values()) > len(results) / 6, counts
+
+
+def test_a_killed_backend_loses_only_its_in_flight_requests(cluster):
+    clients = 4
+    victim = cluster.backends[1]
+    killed_at = []
+
+    def kill_one():
+        time.sleep(1.0)
+        killed_at.append(time.monotonic())
+        victim.process.kill()
+
+    results, errors = load(cluster, clients=clients, duration=3.0,
+                           stop_early=kill_one)
+    # At most the requests the victim had in hand when it died.
+    assert len(errors) <= clients, errors
+    after = [r for r in results if r[0] > killed_at[0] + 0.5]
+    assert len(after) > 20
+    assert {name for _, name, _, _ in after} == {"app1", "app3"}
+    assert all(seen == mine for _, _, seen, mine in results)
