@@ -60,12 +60,16 @@ cdef int _wait_for(int fd, short events, double deadline) except -1:
             PyErr_CheckSignals()
 
 
-cdef Py_ssize_t _recv_some(object sock, char *into, Py_ssize_t n) except -1:
+cdef Py_ssize_t _recv_some(object sock, char *into, Py_ssize_t n,
+                           double read_deadline) except -1:
     """One recv() of at most n bytes, as socket.recv_into() would do it.
 
     Returns the byte count (0 at end of file), WOULD_BLOCK or TIMED_OUT.
     The first try holds the GIL: when data is already queued, that is the
-    cheapest way to get it.  Waiting happens with the GIL released.
+    cheapest way to get it.  Waiting happens with the GIL released, until
+    the socket's timeout or read_deadline (a _now() time; negative for
+    none), whichever comes first; queued data is taken even after
+    read_deadline, as only a wait can pass it.
     """
     cdef int fd = _fd_of(sock)
     cdef ssize_t got
@@ -85,8 +89,9 @@ cdef Py_ssize_t _recv_some(object sock, char *into, Py_ssize_t n) except -1:
                     if timeout == 0.0:
                         return WOULD_BLOCK
                     deadline = _now() + timeout
+                deadline = _earlier(deadline, read_deadline)
                 deadline_set = True
-            if timeout is None:
+            if deadline < 0:
                 # A blocking socket: let recv() itself wait.  (If someone
                 # made the fd non-blocking behind socket's back, fall back
                 # to poll() so this cannot spin.)
@@ -196,6 +201,11 @@ cdef class SocketReader:
     readinto1, peek, iteration, fileno, close.  The socket's own timeout
     applies to each wait for data, and the socket stays open until this
     reader is closed (as with makefile()).
+
+    Beyond makefile(): ``deadline``, a ``time.monotonic()`` time or None
+    (the default).  Once set, no wait for data goes past it: a read that
+    would have to wait longer raises socket.timeout, as the socket's own
+    timeout does, and the reader is then done, as after that one.
     """
     cdef object _sock
     cdef char *_buf
@@ -204,12 +214,14 @@ cdef class SocketReader:
     cdef Py_ssize_t _chunk         # one refill's size
     cdef bint _closed
     cdef bint _timed_out           # makefile()'s reader refuses to go on
+    cdef double _deadline          # a _now() time; negative for none
     cdef PyThread_type_lock _lock  # one reading thread at a time
     cdef unsigned long _owner
     cdef object __weakref__
 
     def __cinit__(self, sock, Py_ssize_t buffer_size=DEFAULT_CHUNK):
         self._closed = True     # until fully built: close() has nothing to do
+        self._deadline = -1.0
         if buffer_size <= 0:
             raise ValueError("buffer size must be strictly positive")
         self._lock = PyThread_allocate_lock()
@@ -292,7 +304,7 @@ cdef class SocketReader:
         """_recv_some() with makefile()'s rule: no reading after a timeout."""
         if self._timed_out:
             raise OSError("cannot read from timed out object")
-        got = _recv_some(self._sock, into, n)
+        got = _recv_some(self._sock, into, n, self._deadline)
         if got == TIMED_OUT:
             self._timed_out = True
             raise _socket.timeout("timed out")
@@ -605,6 +617,28 @@ cdef class SocketReader:
     @property
     def closed(self):
         return self._closed
+
+    @property
+    def deadline(self):
+        """When waits for data end (time.monotonic()), or None."""
+        return None if self._deadline < 0 else self._deadline
+
+    @deadline.setter
+    def deadline(self, when):
+        cdef double at
+        if when is None:
+            self._deadline = -1.0
+            return
+        at = when
+        if at != at:
+            raise ValueError("deadline must not be NaN")
+        # A time already past stays past (negative would mean none).
+        self._deadline = at if at > 0.0 else 0.0
+
+    @property
+    def timed_out(self):
+        """Whether a read timed out (the reader refuses to read since)."""
+        return self._timed_out
 
     @property
     def name(self):
