@@ -25,6 +25,7 @@ import os
 import socket
 import sys
 import threading
+import time
 
 from . import _common, _plan, _proxy, _streams
 from ._streams import _SocketWriter  # noqa: F401  (socketserver's name)
@@ -488,13 +489,27 @@ class StreamRequestHandler(BaseRequestHandler):
     connections get TCP_NODELAY, so a reply written in several pieces is
     not held back waiting for the client's delayed ACK.  Set it to False to
     keep the kernel's default.
+
+    Beyond socketserver, ``read_deadline`` (seconds, None by default) bounds
+    all of a connection's reading, where ``timeout`` bounds each wait only:
+    every read from ``self.rfile`` must be done within that many seconds of
+    setup(), or it raises the exception a socket timeout raises
+    (``socket.timeout``, "timed out"), and the reader reads no more.  A
+    client that trickles a byte at a time cannot hold the handler past it.
+    It applies to ``socket.socket`` connections (ssl's included); writes
+    are not bounded by it.
     """
 
     rbufsize = _streams.STOCK_RBUFSIZE
     wbufsize = _streams.STOCK_WBUFSIZE
     # A socket timeout for the connection, or None to leave it as accepted.
     timeout = None
+    # Seconds after setup() by which all reads must be done, or None.
+    read_deadline = None
     disable_nagle_algorithm = True
+    # Whether rfile must take a deadline set after setup() (csockserver.http
+    # moves it from request to request).
+    _csock_movable_deadline = False
 
     def setup(self):
         self.connection = self.request
@@ -502,7 +517,12 @@ class StreamRequestHandler(BaseRequestHandler):
             self.connection.settimeout(self.timeout)
         if self.disable_nagle_algorithm:
             _streams.disable_nagle(self.connection)
-        self.rfile = _streams.open_reader(self.connection, self.rbufsize)
+        deadline = self.read_deadline
+        if deadline is not None:
+            deadline += time.monotonic()
+        self.rfile = _streams.open_reader(self.connection, self.rbufsize,
+                                          deadline,
+                                          self._csock_movable_deadline)
         self.wfile = _streams.open_writer(self.connection, self.wbufsize)
 
     def finish(self):

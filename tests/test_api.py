@@ -64,6 +64,7 @@ BEYOND_STDLIB = {
                                  "thread_idle_timeout"},
     csockserver.TCPServer: {"proxy_protocol", "proxy_protocol_timeout",
                             "proxy_protocol_from"},
+    csockserver.StreamRequestHandler: {"read_deadline"},
 }
 
 
