@@ -274,6 +274,8 @@ class StreamRequestHandler(BaseRequestHandler):
     timeout: float | None
     # True by default, unlike socketserver (see the README).
     disable_nagle_algorithm: bool
+    # Beyond socketserver: seconds from setup() for all reads from rfile.
+    read_deadline: float | None
     rfile: BufferedIOBase
     wfile: BufferedIOBase
 

@@ -59,6 +59,9 @@ class _CsockserverFiles:
     """csockserver's setup()/finish() for a handler from http.server."""
 
     disable_nagle_algorithm = True
+    # setup() reads these; http.server's classes do not have them.
+    read_deadline = None
+    _csock_movable_deadline = False
     setup = _socketserver.StreamRequestHandler.setup
     finish = _socketserver.StreamRequestHandler.finish
 
