@@ -14,6 +14,7 @@ checked directly, over socket pairs.  Without the feature, every test here
 fails: the trickling clients are never cut off.
 """
 
+import contextlib
 import resource
 import select
 import socket
@@ -157,11 +158,18 @@ def test_socket_timeout_still_bounds_each_wait(rbufsize):
         with stream_client(server) as silent, \
                 stream_client(server) as trickler:
             start = time.monotonic()
-            assert closed_by_peer(silent, CLIENT_TIMEOUT)
-            silent_took = time.monotonic() - start
-            took = trickle_until_closed(trickler, DEADLINE + 3.0)
+            result = []
+            helper = threading.Thread(target=lambda: result.append(
+                trickle_until_closed(trickler, DEADLINE + 3.0, start)))
+            helper.start()
+            try:
+                assert closed_by_peer(silent, CLIENT_TIMEOUT)
+                silent_took = time.monotonic() - start
+            finally:
+                helper.join(DEADLINE + 5.0)
         assert silent_took < DEADLINE - 0.1, silent_took
-        assert took is not None and took < DEADLINE + MARGIN, took
+        assert result and result[0] is not None, "never cut off"
+        assert DEADLINE - 0.05 <= result[0] < DEADLINE + MARGIN, result
         assert wait_for(lambda: len(seen.errors) == 2)
     assert all(timeout_seen(exc) for exc in seen.errors), seen.errors
 
@@ -224,67 +232,64 @@ def test_300_slow_clients_do_not_stop_a_normal_one(fds_for_slow_clients):
     seen = Seen()
     server = make_server(echo_handler(seen, read_deadline=deadline))
     slow = []
-    try:
-        with serving(server):
-            start = time.monotonic()
-            for i in range(SLOW_CLIENTS):
-                client = stream_client(server)
-                slow.append(client)
-                client.sendall(b"partial %d" % i)
-            assert wait_for(lambda: seen.running == SLOW_CLIENTS,
-                            timeout=deadline), seen.running
+    # Closed before the server is (serving's exit joins the threads).
+    with serving(server), contextlib.ExitStack() as closing:
+        start = time.monotonic()
+        for i in range(SLOW_CLIENTS):
+            client = stream_client(server)
+            slow.append(client)
+            closing.callback(client.close)
+            client.sendall(b"partial %d" % i)
+        assert wait_for(lambda: seen.running == SLOW_CLIENTS,
+                        timeout=deadline), seen.running
 
-            tricklers = slow[::2]
-            stop = threading.Event()
+        tricklers = slow[::2]
+        stop = threading.Event()
 
-            def trickle():
-                while not stop.wait(0.25):
-                    for client in tricklers:
-                        try:
-                            client.send(b"x")
-                        except OSError:
-                            pass
+        def trickle():
+            while not stop.wait(0.25):
+                for client in tricklers:
+                    try:
+                        client.send(b"x")
+                    except OSError:
+                        pass
 
-            helper = threading.Thread(target=trickle)
-            helper.start()
-            try:
-                with stream_client(server) as client:
-                    asked = time.monotonic()
-                    client.sendall(b"normal\n")
-                    assert recv_line(client) == b"normal\n"
-                    assert time.monotonic() - asked < 2.0
-                assert time.monotonic() - start < deadline, \
-                    "too slow to test: the deadline had passed already"
+        helper = threading.Thread(target=trickle)
+        helper.start()
+        try:
+            with stream_client(server) as client:
+                asked = time.monotonic()
+                client.sendall(b"normal\n")
+                assert recv_line(client) == b"normal\n"
+                assert time.monotonic() - asked < 2.0
+            assert time.monotonic() - start < deadline, \
+                "too slow to test: the deadline had passed already"
 
-                poller = select.poll()
-                for client in slow:
-                    poller.register(client, select.POLLIN)
-                left = {client.fileno(): client for client in slow}
+            poller = select.poll()
+            for client in slow:
+                poller.register(client, select.POLLIN)
+            left = {client.fileno(): client for client in slow}
+            cut_by = time.monotonic() - start
+            while left and cut_by < deadline + 3 * MARGIN:
+                for fd, _ in poller.poll(100):
+                    try:
+                        data = left[fd].recv(65536)
+                    except ConnectionResetError:
+                        data = b""
+                    if not data:
+                        poller.unregister(fd)
+                        del left[fd]
                 cut_by = time.monotonic() - start
-                while left and cut_by < deadline + 3 * MARGIN:
-                    for fd, _ in poller.poll(100):
-                        try:
-                            data = left[fd].recv(65536)
-                        except ConnectionResetError:
-                            data = b""
-                        if not data:
-                            poller.unregister(fd)
-                            del left[fd]
-                    cut_by = time.monotonic() - start
-            finally:
-                stop.set()
-                helper.join(CLIENT_TIMEOUT)
-            assert not left, "%d slow clients still connected" % len(left)
-            assert cut_by >= deadline - 0.05
-            assert wait_for(lambda: seen.running == 0), seen.running
-            workers = _common.workers_of(server)
-            assert wait_for(lambda: not any(workers.values()))
-        assert len(seen.errors) == SLOW_CLIENTS
-        assert all(timeout_seen(exc) for exc in seen.errors)
-    finally:
-        for client in slow:
-            client.close()
-        server.server_close()
+        finally:
+            stop.set()
+            helper.join(CLIENT_TIMEOUT)
+        assert not left, "%d slow clients still connected" % len(left)
+        assert cut_by >= deadline - 0.05
+        assert wait_for(lambda: seen.running == 0), seen.running
+        workers = _common.workers_of(server)
+        assert wait_for(lambda: not any(workers.values()))
+    assert len(seen.errors) == SLOW_CLIENTS
+    assert all(timeout_seen(exc) for exc in seen.errors)
 
 
 # -- the readers themselves ---------------------------------------------------
