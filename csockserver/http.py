@@ -19,12 +19,29 @@ Use it where you used ``http.server``::
   a handler derived straight from ``http.server``'s classes works with these
   servers too, with the standard library's files.
 
+Slow clients (all off by default, when the handlers behave exactly as
+http.server's):
+
+- ``request_timeout``: seconds a request's line and headers may take to
+  arrive, counted from the connection's start for its first request and
+  from the first byte of each later one.  A request begun but not read in
+  time is answered ``408 Request Timeout`` and the connection closed; if
+  no byte of it came, the connection is closed without a word.
+- ``keepalive_timeout``: seconds a keep-alive connection may stay idle
+  between requests; then it is closed without a word.  When None, the
+  idle time counts towards ``request_timeout`` (if set), as Go's
+  net/http does with IdleTimeout and ReadTimeout.
+- ``read_deadline``: StreamRequestHandler's, for all of a connection's
+  reading (bodies included).
+
 ``python -m csockserver.http [options] [port]`` is ``python -m http.server``
 (the same options, from the running interpreter) serving on csockserver.
 """
 
 import http.server as _stdlib_http
 import socket
+from http import HTTPStatus
+from time import monotonic
 
 from . import _socketserver, _streams
 
@@ -55,15 +72,121 @@ class ThreadingHTTPServer(_socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True
 
 
+# Where handle_one_request() is, while a request deadline applies.
+_LINE = "request line"
+_HEAD = "headers"
+_HANDLING = "handling"
+
+
+def _after(now, seconds):
+    return None if seconds is None else now + seconds
+
+
+def _earliest(a, b):
+    """The earlier of two deadlines, where None is no deadline."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a < b else b
+
+
 class _CsockserverFiles:
-    """csockserver's setup()/finish() for a handler from http.server."""
+    """csockserver's setup()/finish() for a handler from http.server, and
+    the deadlines for slow clients (see the module doc)."""
 
     disable_nagle_algorithm = True
-    # setup() reads these; http.server's classes do not have them.
     read_deadline = None
-    _csock_movable_deadline = False
+    # Seconds for a request's line and headers, or None.
+    request_timeout = None
+    # Seconds a keep-alive connection may wait for its next request, or None.
+    keepalive_timeout = None
     setup = _socketserver.StreamRequestHandler.setup
     finish = _socketserver.StreamRequestHandler.finish
+
+    # One connection's state, while the deadlines apply.
+    _csock_served = 0           # handle_one_request() calls so far
+    _csock_holder = None        # what carries rfile's deadline
+    _csock_overall = None       # read_deadline's time, or None
+    _csock_phase = None         # None, _LINE, _HEAD or _HANDLING
+
+    @property
+    def _csock_movable_deadline(self):
+        return (self.request_timeout is not None
+                or self.keepalive_timeout is not None)
+
+    def handle_one_request(self):
+        """http.server's handle_one_request(), within ``request_timeout``
+        and ``keepalive_timeout`` when they are set."""
+        head_limit = self.request_timeout
+        idle_limit = self.keepalive_timeout
+        if head_limit is None and idle_limit is None:
+            return super().handle_one_request()
+        holder = _streams.deadline_holder(self.rfile)
+        if holder is None:      # a connection we cannot put deadlines on
+            return super().handle_one_request()
+        first = self._csock_served == 0
+        self._csock_served += 1
+        if first:
+            self._csock_holder = holder
+            self._csock_overall = holder.deadline
+        overall = self._csock_overall
+        # Wait for the first byte of the request: on a connection's first
+        # request, within request_timeout; later, within keepalive_timeout
+        # (or request_timeout without it).
+        if not first and idle_limit is None:
+            idle_limit = head_limit
+        wait_until = _earliest(overall, _after(
+            monotonic(), head_limit if first else idle_limit))
+        if wait_until is not None:
+            holder.deadline = wait_until
+            try:
+                _streams.wait_readable(self.rfile)
+            except socket.timeout as exc:
+                holder.deadline = overall
+                self.close_connection = True
+                if monotonic() < wait_until:
+                    # The socket's own timeout: what http.server does.
+                    self.log_error("Request timed out: %r", exc)
+                return
+        head_until = wait_until if first else _earliest(
+            overall, _after(monotonic(), head_limit))
+        holder.deadline = head_until
+        self._csock_phase = _LINE
+        try:
+            super().handle_one_request()
+        finally:
+            phase, self._csock_phase = self._csock_phase, None
+            holder.deadline = overall
+        if (phase != _HANDLING and head_limit is not None
+                and holder.timed_out):
+            self._csock_request_timed_out(phase)
+
+    def parse_request(self):
+        """http.server's parse_request(); the request's deadline is lifted
+        once the headers are in, so the method's own reads (a body) are not
+        bound by it."""
+        if self._csock_phase is None:
+            return super().parse_request()
+        self._csock_phase = _HEAD
+        parsed = super().parse_request()
+        self._csock_phase = _HANDLING
+        self._csock_holder.deadline = self._csock_overall
+        return parsed
+
+    def _csock_request_timed_out(self, phase):
+        """Answer 408 to a request whose head did not come in time."""
+        if phase == _LINE:
+            # No request line to speak of: as http.server before a 414.
+            self.requestline = ""
+            self.request_version = ""
+            self.command = ""
+        try:
+            self.send_error(HTTPStatus.REQUEST_TIMEOUT)
+            self.wfile.flush()
+        except OSError:
+            pass        # the client has gone: nothing to tell it
+        self.close_connection = True
 
 
 class BaseHTTPRequestHandler(_CsockserverFiles,
