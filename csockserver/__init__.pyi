@@ -272,6 +272,9 @@ class StreamRequestHandler(BaseRequestHandler):
     rbufsize: int
     wbufsize: int
     timeout: float | None
+    # Beyond socketserver: seconds after setup() by which every read from
+    # rfile must be done (see the README's "Slow clients").
+    read_deadline: float | None
     # True by default, unlike socketserver (see the README).
     disable_nagle_algorithm: bool
     # Beyond socketserver: seconds from setup() for all reads from rfile.

@@ -26,8 +26,18 @@ class HTTPServer(TCPServer):
     server_port: int
 
 class ThreadingHTTPServer(ThreadingMixIn, HTTPServer): ...
-class BaseHTTPRequestHandler(_stdlib_http.BaseHTTPRequestHandler): ...
-class SimpleHTTPRequestHandler(_stdlib_http.SimpleHTTPRequestHandler): ...
+
+# Beyond http.server, on each handler: the deadlines for slow clients, all
+# None by default (see the README's "Slow clients").
+class BaseHTTPRequestHandler(_stdlib_http.BaseHTTPRequestHandler):
+    read_deadline: float | None
+    request_timeout: float | None
+    keepalive_timeout: float | None
+
+class SimpleHTTPRequestHandler(_stdlib_http.SimpleHTTPRequestHandler):
+    read_deadline: float | None
+    request_timeout: float | None
+    keepalive_timeout: float | None
 
 if sys.version_info < (3, 15):
     # Marked as typeshed marks http.server's (which warns on use from
@@ -35,6 +45,9 @@ if sys.version_info < (3, 15):
     @deprecated("Deprecated in Python 3.13, removed in 3.15")
     class CGIHTTPRequestHandler(
         _stdlib_http.CGIHTTPRequestHandler,  # type: ignore[deprecated,unused-ignore]
-    ): ...
+    ):
+        read_deadline: float | None
+        request_timeout: float | None
+        keepalive_timeout: float | None
 
 def main() -> None: ...

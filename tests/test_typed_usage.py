@@ -121,6 +121,7 @@ class OptionsReport(csockserver.StreamRequestHandler):
 
 class SocketOptions(OptionsReport):
     timeout = CLIENT_TIMEOUT
+    read_deadline = 2 * CLIENT_TIMEOUT
     disable_nagle_algorithm = False
     wbufsize = 4096
     rbufsize = 1024
@@ -470,6 +471,8 @@ def test_prefork_workers_serve(leak_check: LeakCheck) -> None:
 
 class Hello(chttp.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    request_timeout = CLIENT_TIMEOUT
+    keepalive_timeout = CLIENT_TIMEOUT
 
     def do_GET(self) -> None:
         body = ("hello %s" % self.path).encode()
