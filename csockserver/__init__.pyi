@@ -277,8 +277,6 @@ class StreamRequestHandler(BaseRequestHandler):
     read_deadline: float | None
     # True by default, unlike socketserver (see the README).
     disable_nagle_algorithm: bool
-    # Beyond socketserver: seconds from setup() for all reads from rfile.
-    read_deadline: float | None
     rfile: BufferedIOBase
     wfile: BufferedIOBase
 
