@@ -21,6 +21,7 @@ still serves); that runs in the parent, as usual.
 """
 
 import os
+import select
 import signal
 import sys
 import threading
@@ -39,6 +40,10 @@ _RESTART_PAUSE_FIRST = 0.1
 _RESTART_PAUSE_MAX = 5.0
 # Without pidfds, how often the supervisor looks for dead workers.
 _NO_PIDFD_POLL = 0.1
+# Without a pidfd on the parent, how often a worker checks it is alive.
+_PARENT_POLL = 0.5
+# prctl(2) option: the signal a process gets when its parent dies.
+_PR_SET_PDEATHSIG = 1
 
 
 def _cpus():
@@ -49,11 +54,29 @@ def _cpus():
         return os.cpu_count() or 1
 
 
+def _find_prctl():
+    """libc's prctl(), or None off Linux or where ctypes cannot load.
+
+    Looked up in the supervisor, before any fork, so that no worker pays
+    for importing ctypes.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (ImportError, OSError, AttributeError):
+        return None
+
+
 class PreforkMixIn:
     """Mix-in that serves with ``processes`` worker processes."""
 
     # Number of worker processes; None means one per usable CPU.
     processes = None
+    # Seconds a retiring worker may take to finish its requests before it
+    # is killed (on reload, shutdown, recycling, or its parent's death).
+    graceful_timeout = 30.0
     # The live workers' pids, while serve_forever() runs in the parent.
     worker_pids = frozenset()
     _csock_prefork_parent = None   # pid of the supervisor, once serving
@@ -87,6 +110,7 @@ class _Supervisor:
         self.pause = 0.0
         self.restart_at = 0.0      # when the next restart is allowed
         self.missing = 0           # workers to (re)start
+        self.prctl = _find_prctl()
 
     def run(self):
         server = self.server
@@ -129,7 +153,6 @@ class _Supervisor:
         return signal.signal(signal.SIGTERM, on_sigterm)
 
     def _loop(self, waker, reaper):
-        import select
         server = self.server
         poller = select.poll()
         poller.register(waker.fileno(), select.POLLIN)
@@ -154,7 +177,8 @@ class _Supervisor:
         while self.missing and not self.server._csock_stop:
             pid = _engine.fork_process()
             if pid == 0:
-                _run_worker(self.server, self.poll_interval)  # never returns
+                _run_worker(self.server, self.poll_interval,  # no return
+                            self.server._csock_prefork_parent, self.prctl)
             self.started[pid] = time.monotonic()
             reaper.watch(pid)
             self.missing -= 1
@@ -201,10 +225,11 @@ class _Supervisor:
         self.missing = 0
 
 
-def _run_worker(server, poll_interval):
+def _run_worker(server, poll_interval, parent, prctl):
     """A worker process: serve until SIGTERM, finish requests, exit."""
     status = 1
     try:
+        _die_with_parent(parent, prctl)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
         # Forget the parent's dispatch state: its threads do not exist here.
         for name in ENGINE_STATE + (WAKER,):
@@ -221,6 +246,7 @@ def _run_worker(server, poll_interval):
         def on_sigterm(signum, frame):
             server._BaseServer__shutdown_request = True
         signal.signal(signal.SIGTERM, on_sigterm)
+        _watch_parent(server, parent)
         server.serve_forever(poll_interval)
         _finish_requests(server)
         status = 0
@@ -232,6 +258,53 @@ def _run_worker(server, poll_interval):
         # children: its buffer's lock may be one a parent thread held at
         # fork(), and waiting on it would keep the worker from exiting.
         os._exit(status)
+
+
+def _die_with_parent(parent, prctl):
+    """Have the kernel send SIGTERM to this worker when the supervisor dies,
+    so that no orphan keeps serving (and holding the port)."""
+    if prctl is not None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    # The supervisor may have died between fork() and prctl(): then no
+    # signal will come, and this worker is already an orphan.
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def _watch_parent(server, parent):
+    """A second guard beside PR_SET_PDEATHSIG, which is Linux-only, is
+    cleared by a change of credentials, and fires when the parent *thread*
+    that forked us ends: a daemon thread that stops this worker when the
+    supervisor is gone, and ends it if its requests outlast
+    graceful_timeout (no supervisor is left to kill it)."""
+    def watch():
+        _wait_for_exit_of(parent)
+        server._BaseServer__shutdown_request = True
+        time.sleep(server.graceful_timeout)
+        os._exit(1)
+    threading.Thread(target=watch, name="csockserver-parent-watch",
+                     daemon=True).start()
+
+
+def _wait_for_exit_of(parent):
+    """Return once *parent* is no longer this process's parent."""
+    try:
+        pidfd = os.pidfd_open(parent)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        # Checked after the pidfd is open: the pid cannot be reused from
+        # now on, so a pidfd on someone else's process is ruled out.
+        if pidfd is not None and os.getppid() == parent:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            poller.poll()
+            return
+        while os.getppid() == parent:
+            time.sleep(_PARENT_POLL)
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def _finish_requests(server):
