@@ -23,6 +23,7 @@ still serves); that runs in the parent, as usual.
 import os
 import select
 import signal
+import struct
 import sys
 import threading
 import time
@@ -42,6 +43,9 @@ _RESTART_PAUSE_MAX = 5.0
 _NO_PIDFD_POLL = 0.1
 # Without a pidfd on the parent, how often a worker checks it is alive.
 _PARENT_POLL = 0.5
+# What the supervisor acts on when it runs in the main thread.
+_SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN,
+                       signal.SIGTTOU)
 # prctl(2) option: the signal a process gets when its parent dies.
 _PR_SET_PDEATHSIG = 1
 
@@ -77,6 +81,10 @@ class PreforkMixIn:
     # Seconds a retiring worker may take to finish its requests before it
     # is killed (on reload, shutdown, recycling, or its parent's death).
     graceful_timeout = 30.0
+    # In a worker: True once it has been told to stop.  A handler that
+    # keeps a connection open for more requests should close it after the
+    # one it is serving.
+    retiring = False
     # The live workers' pids, while serve_forever() runs in the parent.
     worker_pids = frozenset()
     _csock_prefork_parent = None   # pid of the supervisor, once serving
@@ -96,8 +104,79 @@ class PreforkMixIn:
             is_shut_down.set()
 
 
+class _Worker:
+    """What the supervisor knows of one worker process."""
+
+    __slots__ = ("pid", "generation", "started", "ready", "deadline")
+
+    def __init__(self, pid, generation):
+        self.pid = pid
+        self.generation = generation   # which reload it belongs to
+        self.started = time.monotonic()
+        self.ready = False             # it said it is serving
+        self.deadline = None           # retiring: when to SIGKILL it
+
+
+class _Link:
+    """A pipe on which workers tell the supervisor "serving" or "retiring".
+
+    One pipe for all workers: each message is one write of a few bytes,
+    which POSIX keeps whole (below PIPE_BUF) however many workers write.
+    Both ends are non-blocking: a worker never waits on its supervisor.
+    """
+
+    READY = 1
+    RETIRING = 2
+    _FORMAT = struct.Struct("=iI")   # pid, message
+
+    def __init__(self):
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+        self.pending = b""
+
+    def fileno(self):
+        return self.read_fd
+
+    def in_worker(self):
+        """A worker only writes."""
+        os.close(self.read_fd)
+
+    def tell(self, message):
+        try:
+            os.write(self.write_fd, self._FORMAT.pack(os.getpid(), message))
+        except OSError:
+            pass   # full or no reader: the supervisor copes without it
+
+    def messages(self):
+        """Every (pid, message) written so far."""
+        while True:
+            try:
+                chunk = os.read(self.read_fd, 4096)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            self.pending += chunk
+        size = self._FORMAT.size
+        whole = len(self.pending) - len(self.pending) % size
+        data, self.pending = self.pending[:whole], self.pending[whole:]
+        return [self._FORMAT.unpack_from(data, at)
+                for at in range(0, whole, size)]
+
+    def close(self):
+        os.close(self.read_fd)
+        os.close(self.write_fd)
+
+
 class _Supervisor:
-    """The parent's side of a PreforkMixIn server for one serve_forever()."""
+    """The parent's side of a PreforkMixIn server for one serve_forever().
+
+    It keeps ``count`` workers of the current *generation* that are not
+    retiring.  SIGHUP starts a new generation; the older workers are
+    retired (SIGTERM) only once the new ones have all said they serve, so
+    the socket is never left without a worker accepting on it.
+    """
 
     def __init__(self, server, poll_interval):
         self.server = server
@@ -106,16 +185,19 @@ class _Supervisor:
                       else server.processes)
         if self.count < 1:
             raise ValueError("processes must be at least 1")
-        self.started = {}          # pid -> start time
+        self.workers = {}          # pid -> _Worker
+        self.generation = 0
         self.pause = 0.0
         self.restart_at = 0.0      # when the next restart is allowed
-        self.missing = 0           # workers to (re)start
+        self.signals = []          # caught, for the loop to act on
+        self.caught = ()           # the signals whose handlers are ours
         self.prctl = _find_prctl()
 
     def run(self):
         server = self.server
         waker = _engine.Waker()
         reaper = _engine.Reaper()
+        link = _Link()
         server._csock_waker = waker
         server._csock_prefork_parent = os.getpid()
         # The workers share the socket's open file description, and with it
@@ -124,11 +206,10 @@ class _Supervisor:
         # flips the flag under the others' feet.
         fd = server.fileno()
         was_blocking = os.get_blocking(fd)
-        previous = self._catch_sigterm()
+        previous = self._catch_signals(waker)
         try:
             os.set_blocking(fd, False)
-            self.missing = self.count
-            self._loop(waker, reaper)
+            self._loop(waker, reaper, link)
         finally:
             try:
                 self._stop_workers(reaper)
@@ -137,116 +218,212 @@ class _Supervisor:
                     os.set_blocking(fd, True)
                 server._csock_waker = None
                 server.worker_pids = frozenset()
-                if previous is not None:
-                    signal.signal(signal.SIGTERM, previous)
+                for signum, handler in previous.items():
+                    signal.signal(signum, handler)
+                link.close()
                 reaper.close()
                 waker.close()
 
-    def _catch_sigterm(self):
-        """SIGTERM to the parent means shutdown(); main thread only."""
+    def _catch_signals(self, waker):
+        """SIGTERM means shutdown(); SIGHUP, SIGTTIN and SIGTTOU are left
+        to the loop.  Only a main thread may set handlers: elsewhere the
+        process keeps its own."""
         if threading.current_thread() is not threading.main_thread():
-            return None
+            return {}
         server = self.server
 
-        def on_sigterm(signum, frame):
-            server._BaseServer__shutdown_request = True
-        return signal.signal(signal.SIGTERM, on_sigterm)
+        def on_signal(signum, frame):
+            if signum == signal.SIGTERM:
+                server._BaseServer__shutdown_request = True
+            else:
+                self.signals.append(signum)
+                waker.wake()
+        previous = {signum: signal.signal(signum, on_signal)
+                    for signum in _SUPERVISOR_SIGNALS}
+        self.caught = tuple(previous)
+        # A handler set outside Python cannot be put back (None): leave
+        # ours, as before these signals were caught.
+        return {signum: handler for signum, handler in previous.items()
+                if handler is not None}
 
-    def _loop(self, waker, reaper):
+    def _loop(self, waker, reaper, link):
         server = self.server
         poller = select.poll()
-        poller.register(waker.fileno(), select.POLLIN)
-        poller.register(reaper.fileno(), select.POLLIN)
+        for fd in (waker.fileno(), reaper.fileno(), link.fileno()):
+            poller.register(fd, select.POLLIN)
         main = threading.current_thread() is threading.main_thread()
         while not server._csock_stop:
-            now = time.monotonic()
-            if self.missing and now >= self.restart_at:
-                self._start_missing(reaper)
-            wait = SIGNAL_CHECK_INTERVAL if main else None
-            if self.missing:
-                wait = max(0.0, min(wait or 1e9, self.restart_at - now))
-            if not reaper.works:
-                wait = min(wait or 1e9, _NO_PIDFD_POLL)
-            events = poller.poll(None if wait is None else wait * 1e3)
+            self._act_on_signals()
+            self._start_missing(reaper, link)
+            self._retire_superseded()
+            events = poller.poll(self._wait(main, reaper))
             for fd, _ in events:
                 if fd == waker.fileno():
                     waker.drain()
+            # Messages first: a worker that said "retiring" and then exited
+            # is a retirement, not a death to restart it after.
+            self._read(link)
             self._reap(reaper)
 
-    def _start_missing(self, reaper):
-        while self.missing and not self.server._csock_stop:
-            pid = _engine.fork_process()
+    def _wait(self, main, reaper):
+        """How long the loop may sleep, in poll()'s milliseconds."""
+        now = time.monotonic()
+        bounds = [SIGNAL_CHECK_INTERVAL if main else None]
+        if self._missing():
+            bounds.append(max(0.0, self.restart_at - now))
+        if not reaper.works:
+            bounds.append(_NO_PIDFD_POLL)
+        bounds = [bound for bound in bounds if bound is not None]
+        return min(bounds) * 1e3 if bounds else None
+
+    def _act_on_signals(self):
+        while self.signals:
+            signum = self.signals.pop(0)
+            if signum == signal.SIGHUP:
+                # A fresh set of workers; the current ones retire once it
+                # is up (_retire_superseded).
+                self.generation += 1
+
+    def _serving(self):
+        """The current generation's workers that are not retiring."""
+        return [worker for worker in self.workers.values()
+                if worker.generation == self.generation
+                and worker.deadline is None]
+
+    def _missing(self):
+        return max(0, self.count - len(self._serving()))
+
+    def _start_missing(self, reaper, link):
+        server = self.server
+        while (self._missing() and not server._csock_stop
+               and time.monotonic() >= self.restart_at):
+            pid, mask = _fork_with_signals_held()
             if pid == 0:
-                _run_worker(self.server, self.poll_interval,  # no return
-                            self.server._csock_prefork_parent, self.prctl)
-            self.started[pid] = time.monotonic()
+                _run_worker(server, self.poll_interval,  # never returns
+                            server._csock_prefork_parent, self.prctl,
+                            link, self.caught, mask)
+            self.workers[pid] = _Worker(pid, self.generation)
             reaper.watch(pid)
-            self.missing -= 1
-            self.server.worker_pids = frozenset(self.started)
+            server.worker_pids = frozenset(self.workers)
+
+    def _retire_superseded(self):
+        """Retire the older generations' workers once the current one is
+        all up and serving."""
+        serving = self._serving()
+        if sum(worker.ready for worker in serving) < self.count:
+            return
+        for worker in list(self.workers.values()):
+            if worker.generation != self.generation:
+                self._retire(worker)
+
+    def _retire(self, worker):
+        """Ask a worker to stop accepting, finish its requests and exit."""
+        if worker.deadline is not None:
+            return
+        worker.deadline = time.monotonic() + self.server.graceful_timeout
+        try:
+            os.kill(worker.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+    def _read(self, link):
+        for pid, message in link.messages():
+            worker = self.workers.get(pid)
+            if worker is None:
+                continue               # already reaped
+            if message == _Link.READY:
+                worker.ready = True
+            elif message == _Link.RETIRING and worker.deadline is None:
+                # It stops by itself: a replacement starts now.
+                worker.deadline = (time.monotonic()
+                                   + self.server.graceful_timeout)
 
     def _reap(self, reaper, flags=os.WNOHANG):
-        """Reap dead workers; each one is to be restarted."""
+        """Reap dead workers; those that were not retiring die too early
+        and are restarted (after a pause if they keep dying at once)."""
         now = time.monotonic()
-        for pid in list(self.started):
+        for worker in list(self.workers.values()):
             try:
-                done, _ = os.waitpid(pid, flags)
+                done, _ = os.waitpid(worker.pid, flags)
             except ChildProcessError:
-                done = pid
+                done = worker.pid
             if not done:
                 continue
-            started = self.started.pop(pid)
-            reaper.forget(pid)
-            self.missing += 1
-            if now - started < _QUICK_DEATH:
+            del self.workers[worker.pid]
+            reaper.forget(worker.pid)
+            if worker.deadline is not None:
+                continue
+            if now - worker.started < _QUICK_DEATH:
                 self.pause = min(_RESTART_PAUSE_MAX,
                                  self.pause * 2 or _RESTART_PAUSE_FIRST)
                 self.restart_at = now + self.pause
             else:
                 self.pause = 0.0
-        self.server.worker_pids = frozenset(self.started)
+        self.server.worker_pids = frozenset(self.workers)
 
     def _stop_workers(self, reaper):
         """Ask every worker to stop, then wait for all of them."""
-        for pid in self.started:
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        while self.started:
+        for worker in list(self.workers.values()):
+            self._retire(worker)
+        while self.workers:
             try:
                 self._reap(reaper, flags=0)
             except KeyboardInterrupt:
                 # A second Ctrl-C: stop waiting politely.
-                for pid in self.started:
+                for pid in self.workers:
                     try:
                         os.kill(pid, signal.SIGKILL)
                     except ProcessLookupError:
                         pass
-        self.missing = 0
 
 
-def _run_worker(server, poll_interval, parent, prctl):
+def _fork_with_signals_held():
+    """fork(), the child starting with the signals a worker handles held;
+    returns the pid and the signal mask to restore (None: nothing held).
+
+    A signal that comes before the worker has set its own handlers would
+    run the supervisor's (inherited) one, or be lost in the worker's reset
+    of its state; held, it waits for the worker's handlers.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        return _engine.fork_process(), None
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
+    pid = _engine.fork_process()
+    if pid:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    return pid, mask
+
+
+def _run_worker(server, poll_interval, parent, prctl, link, caught, mask):
     """A worker process: serve until SIGTERM, finish requests, exit."""
     status = 1
     try:
         _die_with_parent(parent, prctl)
+        link.in_worker()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
+        # The supervisor's other signals are the supervisor's business.
+        for signum in caught:
+            signal.signal(signum, signal.SIG_IGN)
         # Forget the parent's dispatch state: its threads do not exist here.
         for name in ENGINE_STATE + (WAKER,):
             vars(server).pop(name, None)
         server._BaseServer__shutdown_request = False
         server.worker_pids = frozenset()
+        server.retiring = False
         # A lock another parent thread held at fork() stays locked here for
         # good: give the worker its own Event (shutdown() callers in the
         # parent take the shared one's lock).
         server._BaseServer__is_shut_down = threading.Event()
 
         # Only now: a SIGTERM from here on must not be undone by the reset
-        # above (before it, SIGTERM's default action ends the worker).
+        # above (until here it was held, see _fork_with_signals_held).
         def on_sigterm(signum, frame):
-            server._BaseServer__shutdown_request = True
+            _retire(server)
         signal.signal(signal.SIGTERM, on_sigterm)
+        if mask is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _watch_parent(server, parent)
+        link.tell(_Link.READY)
         server.serve_forever(poll_interval)
         _finish_requests(server)
         status = 0
@@ -258,6 +435,13 @@ def _run_worker(server, poll_interval, parent, prctl):
         # children: its buffer's lock may be one a parent thread held at
         # fork(), and waiting on it would keep the worker from exiting.
         os._exit(status)
+
+
+def _retire(server):
+    """Stop accepting; the requests running finish, then the worker exits.
+    ``retiring`` tells keep-alive handlers to close after this request."""
+    server.retiring = True
+    server._BaseServer__shutdown_request = True
 
 
 def _die_with_parent(parent, prctl):
@@ -279,7 +463,7 @@ def _watch_parent(server, parent):
     graceful_timeout (no supervisor is left to kill it)."""
     def watch():
         _wait_for_exit_of(parent)
-        server._BaseServer__shutdown_request = True
+        _retire(server)
         time.sleep(server.graceful_timeout)
         os._exit(1)
     threading.Thread(target=watch, name="csockserver-parent-watch",

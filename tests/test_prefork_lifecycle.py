@@ -143,23 +143,21 @@ def is_running(pid, pgid):
 
 
 def port_is_free(port):
-    """Nothing listens on 127.0.0.1:port, and it can be bound again."""
+    """Nothing listens on 127.0.0.1:port: a connection is refused and the
+    kernel lists no listening socket on it.  (A fresh bind may still fail:
+    the served connections' TIME_WAIT entries hold the port, whatever
+    SO_REUSEADDR says, since the listener had not set it.)"""
     try:
         socket.create_connection(("127.0.0.1", port),
                                  timeout=CLIENT_TIMEOUT).close()
         return False
     except ConnectionRefusedError:
         pass
-    with socket.socket() as sock:
-        # SO_REUSEADDR: TIME_WAIT leftovers of served requests do not count;
-        # a listener still would.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-            sock.listen()
-        except OSError:
-            return False
-    return True
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table][1:]
+    listening = "0A"
+    return not any(int(local.rsplit(":", 1)[1], 16) == port
+                   and state == listening for _, local, _, state, *_ in rows)
 
 
 def ask(port, line=b"\n"):
@@ -183,6 +181,107 @@ def test_workers_exit_when_the_supervisor_is_killed(guard):
         assert ask(sup.port) in workers
         sup.signal(signal.SIGKILL)
         sup.proc.wait(JOIN_TIMEOUT)
+        # One deadline for both: a worker's fds outlive its main thread's
+        # exit by as long as its other threads take to end.
         assert wait_for(lambda: not any(is_running(pid, sup.pgid)
-                                        for pid in workers), timeout=2.0)
-        assert port_is_free(sup.port)
+                                        for pid in workers)
+                        and port_is_free(sup.port), timeout=2.0)
+
+
+# -- 2. SIGHUP: a rolling reload -------------------------------------------
+
+class Load:
+    """Clients in threads until stop(): keep-alive ones, which reconnect
+    when told "bye" (as an HTTP client does on "Connection: close"), and
+    one that opens a connection per request.  Every failure is recorded."""
+
+    def __init__(self, port, keep_alive=2, per_request=1):
+        self.port = port
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.served = []        # the pid of each answered request
+        self.errors = []
+        self.threads = [threading.Thread(target=self._keep_alive, daemon=True)
+                        for _ in range(keep_alive)]
+        self.threads += [threading.Thread(target=self._per_request,
+                                          daemon=True)
+                         for _ in range(per_request)]
+
+    def start(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def _record(self, pid):
+        with self.lock:
+            self.served.append(pid)
+
+    def _guarded(self, body):
+        try:
+            while not self.stopping.is_set():
+                body()
+        except Exception as exc:  # what the test asserts there is none of
+            with self.lock:
+                self.errors.append(exc)
+
+    def _keep_alive(self):
+        def one_connection():
+            with socket.create_connection(("127.0.0.1", self.port),
+                                          timeout=CLIENT_TIMEOUT) as sock:
+                replies = sock.makefile("rb")
+                while not self.stopping.is_set():
+                    sock.sendall(b"\n")
+                    words = replies.readline().split()
+                    self._record(int(words[0]))
+                    if words[1:] == [b"bye"]:
+                        return
+        self._guarded(one_connection)
+
+    def _per_request(self):
+        self._guarded(lambda: self._record(ask(self.port)))
+
+    def count(self):
+        with self.lock:
+            return len(self.served)
+
+    def wait_for_more(self, more):
+        """Wait until *more* requests beyond those answered so far are."""
+        target = self.count() + more
+        assert wait_for(lambda: self.count() >= target or self.errors), (
+            "the load stalled")
+
+    def stop(self):
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(JOIN_TIMEOUT)
+        assert not any(thread.is_alive() for thread in self.threads)
+
+
+def test_sighup_replaces_every_worker_without_a_failed_request():
+    """SIGHUP under keep-alive and per-connection load: a new set of
+    workers takes over, the old one exits, and no client sees an error."""
+    with Supervised(processes=2, threading=True) as sup:
+        old = sup.wait_pids(lambda pids: len(pids) == 2)
+        load = Load(sup.port).start()
+        try:
+            load.wait_for_more(30)
+            sup.signal(signal.SIGHUP)
+            new = sup.wait_pids(lambda pids: len(pids) == 2
+                                and not pids & old)
+            load.wait_for_more(30)
+        finally:
+            load.stop()
+        assert load.errors == []
+        assert set(load.served[-10:]) <= new
+        assert not any(is_running(pid, sup.pgid) for pid in old)
+
+
+def test_sighup_twice_in_a_row_settles_on_one_set():
+    """Two reloads in quick succession end with processes workers, all
+    new, serving."""
+    with Supervised(processes=2) as sup:
+        old = sup.wait_pids(lambda pids: len(pids) == 2)
+        sup.signal(signal.SIGHUP)
+        sup.signal(signal.SIGHUP)
+        new = sup.wait_pids(lambda pids: len(pids) == 2 and not pids & old)
+        assert {ask(sup.port) for _ in range(10)} <= new
