@@ -20,6 +20,7 @@ user's server_close() (it may, say, unlink a unix socket path the parent
 still serves); that runs in the parent, as usual.
 """
 
+import math
 import os
 import select
 import signal
@@ -256,6 +257,7 @@ class _Supervisor:
             self._act_on_signals()
             self._start_missing(reaper, link)
             self._retire_superseded()
+            self._kill_overdue()
             events = poller.poll(self._wait(main, reaper))
             for fd, _ in events:
                 if fd == waker.fileno():
@@ -273,6 +275,9 @@ class _Supervisor:
             bounds.append(max(0.0, self.restart_at - now))
         if not reaper.works:
             bounds.append(_NO_PIDFD_POLL)
+        overdue = self._next_deadline()
+        if overdue is not None:
+            bounds.append(max(0.0, overdue - now))
         bounds = [bound for bound in bounds if bound is not None]
         return min(bounds) * 1e3 if bounds else None
 
@@ -361,20 +366,52 @@ class _Supervisor:
                 self.pause = 0.0
         self.server.worker_pids = frozenset(self.workers)
 
+    def _next_deadline(self):
+        """When the next retiring worker is due to be killed, or None."""
+        deadlines = [worker.deadline for worker in self.workers.values()
+                     if worker.deadline is not None
+                     and worker.deadline != math.inf]
+        return min(deadlines) if deadlines else None
+
+    def _kill_overdue(self):
+        """SIGKILL the retiring workers whose graceful_timeout is over."""
+        now = time.monotonic()
+        for worker in self.workers.values():
+            if worker.deadline is not None and now >= worker.deadline:
+                self._kill(worker)
+
+    def _kill(self, worker):
+        worker.deadline = math.inf   # killed: nothing left to wait for
+        try:
+            os.kill(worker.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
     def _stop_workers(self, reaper):
-        """Ask every worker to stop, then wait for all of them."""
+        """Ask every worker to stop, then wait for all of them, killing
+        those that outlast graceful_timeout."""
         for worker in list(self.workers.values()):
             self._retire(worker)
         while self.workers:
             try:
-                self._reap(reaper, flags=0)
+                self._kill_overdue()
+                self._wait_for_exits(reaper)
+                self._reap(reaper)
             except KeyboardInterrupt:
                 # A second Ctrl-C: stop waiting politely.
-                for pid in self.workers:
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
+                for worker in self.workers.values():
+                    self._kill(worker)
+
+    def _wait_for_exits(self, reaper):
+        """Sleep until a worker exits or the next deadline comes."""
+        deadline = self._next_deadline()
+        timeout = (None if deadline is None
+                   else max(0.0, deadline - time.monotonic()))
+        if reaper.works and reaper.covers(list(self.workers)):
+            reaper.exited(timeout)
+        else:
+            time.sleep(_NO_PIDFD_POLL if timeout is None
+                       else min(timeout, _NO_PIDFD_POLL))
 
 
 def _fork_with_signals_held():

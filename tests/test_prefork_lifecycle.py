@@ -9,6 +9,7 @@ supervisor and every worker - is SIGKILLed at the end whatever happened.
 
 import json
 import os
+import time
 import signal
 import socket
 import subprocess
@@ -22,10 +23,11 @@ from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
 
 pytestmark = needs_fork
 
-# The supervisor.  Its handler answers each line with "<pid>\n" (after
-# sleeping, for "sleep <s>"), or "<pid> bye\n" when its worker is retiring,
-# and then closes, as an HTTP server says "Connection: close".  A thread
-# prints "pids <port> <pid>..." each time worker_pids changes.
+# The supervisor.  Its handler answers each line with "<pid>\n", or
+# "<pid> bye\n" when its worker is retiring, and then closes, as an HTTP
+# server says "Connection: close".  "sleep <s>" is first acknowledged
+# with "<pid> sleeping\n", so that a test knows the request is running.
+# A thread prints "pids <port> <pid>..." each time worker_pids changes.
 SUPERVISOR = textwrap.dedent("""
     import json, os, sys, threading, time
     import csockserver
@@ -40,6 +42,7 @@ SUPERVISOR = textwrap.dedent("""
             for line in self.rfile:
                 words = line.split()
                 if words[:1] == [b"sleep"]:
+                    self.wfile.write(b"%d sleeping\\n" % os.getpid())
                     time.sleep(float(words[1]))
                 bye = getattr(self.server, "retiring", False)
                 self.wfile.write(b"%d%s\\n" % (os.getpid(),
@@ -285,3 +288,63 @@ def test_sighup_twice_in_a_row_settles_on_one_set():
         sup.signal(signal.SIGHUP)
         new = sup.wait_pids(lambda pids: len(pids) == 2 and not pids & old)
         assert {ask(sup.port) for _ in range(10)} <= new
+
+
+# -- 3. graceful_timeout -----------------------------------------------------
+
+def start_sleeping(port, seconds):
+    """A connection whose request is now sleeping in a worker: (socket,
+    its reply stream, the worker's pid)."""
+    sock = socket.create_connection(("127.0.0.1", port),
+                                    timeout=CLIENT_TIMEOUT)
+    replies = sock.makefile("rb")
+    sock.sendall(b"sleep %g\n" % seconds)
+    pid, state = replies.readline().split()
+    assert state == b"sleeping"
+    return sock, replies, int(pid)
+
+
+def test_a_worker_outlasting_graceful_timeout_on_reload_is_killed():
+    """SIGHUP while a request sleeps far longer than graceful_timeout: its
+    worker gets that long to finish, then is killed; the new one serves."""
+    with Supervised(processes=1, graceful_timeout=0.5) as sup:
+        sup.wait_pids(lambda pids: len(pids) == 1)
+        sock, replies, old = start_sleeping(sup.port, 60)
+        with sock, replies:
+            asked = time.monotonic()
+            sup.signal(signal.SIGHUP)
+            new = sup.wait_pids(lambda pids: len(pids) == 1
+                                and old not in pids)
+            gone = time.monotonic()
+            assert replies.readline() == b""     # cut off, not answered
+        assert gone - asked >= 0.5
+        assert ask(sup.port) in new
+
+
+def test_shutdown_waits_for_a_request_within_graceful_timeout():
+    """SIGTERM to the supervisor: a request shorter than graceful_timeout
+    is answered before its worker exits."""
+    with Supervised(processes=1, graceful_timeout=10.0) as sup:
+        sup.wait_pids(lambda pids: len(pids) == 1)
+        sock, replies, pid = start_sleeping(sup.port, 0.3)
+        with sock, replies:
+            sup.signal(signal.SIGTERM)
+            assert int(replies.readline().split()[0]) == pid
+        assert sup.proc.wait(JOIN_TIMEOUT) == 0
+        assert sup.returned
+
+
+def test_shutdown_kills_a_request_that_outlasts_graceful_timeout():
+    """SIGTERM to the supervisor: a request far longer than
+    graceful_timeout is cut off, and serve_forever() returns soon after."""
+    with Supervised(processes=1, graceful_timeout=0.5) as sup:
+        sup.wait_pids(lambda pids: len(pids) == 1)
+        sock, replies, pid = start_sleeping(sup.port, 60)
+        with sock, replies:
+            asked = time.monotonic()
+            sup.signal(signal.SIGTERM)
+            assert sup.proc.wait(JOIN_TIMEOUT) == 0
+            assert time.monotonic() - asked >= 0.5
+            assert replies.readline() == b""
+        assert sup.returned
+        assert not is_running(pid, sup.pgid)
