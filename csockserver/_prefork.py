@@ -20,8 +20,10 @@ user's server_close() (it may, say, unlink a unix socket path the parent
 still serves); that runs in the parent, as usual.
 """
 
+import itertools
 import math
 import os
+import random
 import select
 import signal
 import struct
@@ -86,6 +88,11 @@ class PreforkMixIn:
     # keeps a connection open for more requests should close it after the
     # one it is serving.
     retiring = False
+    # A worker retires after about this many requests (None or 0: never),
+    # plus a random 0..max_requests_jitter of its own, so that workers
+    # started together do not all retire at once.
+    max_requests = None
+    max_requests_jitter = 0
     # The live workers' pids, while serve_forever() runs in the parent.
     worker_pids = frozenset()
     _csock_prefork_parent = None   # pid of the supervisor, once serving
@@ -457,6 +464,7 @@ def _run_worker(server, poll_interval, parent, prctl, link, caught, mask):
         def on_sigterm(signum, frame):
             _retire(server)
         signal.signal(signal.SIGTERM, on_sigterm)
+        _count_requests(server, link)
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _watch_parent(server, parent)
@@ -472,6 +480,37 @@ def _run_worker(server, poll_interval, parent, prctl, link, caught, mask):
         # children: its buffer's lock may be one a parent thread held at
         # fork(), and waiting on it would keep the worker from exiting.
         os._exit(status)
+
+
+def _count_requests(server, link):
+    """max_requests: retire this worker once it has served that many.
+
+    Counted where each request ends: shutdown_request, which every stock
+    path calls once per request, in the thread that ran it.  Wrapping it on
+    the instance makes the engine call Python for that one hook only (its
+    other fast paths, the threads' leader/followers accept included, stay).
+    Under ForkingMixIn the request ends in a child, so process_request, in
+    the worker, counts instead.
+    """
+    limit = server.max_requests
+    if not limit:
+        return
+    if server.max_requests_jitter:
+        # random is reseeded in each forked child: jitters differ.
+        limit += random.randint(0, server.max_requests_jitter)
+    name = ("process_request" if hasattr(server, "collect_children")
+            else "shutdown_request")
+    hook = getattr(server, name)
+    served = itertools.count(1)   # next() is atomic under the GIL
+
+    def counted(request, *args):
+        try:
+            return hook(request, *args)
+        finally:
+            if next(served) == limit:
+                link.tell(_Link.RETIRING)  # a replacement starts now
+                _retire(server)
+    setattr(server, name, counted)
 
 
 def _retire(server):

@@ -7,6 +7,7 @@ handlers), in a session of its own, so that the whole process group -
 supervisor and every worker - is SIGKILLed at the end whatever happened.
 """
 
+import itertools
 import json
 import os
 import time
@@ -203,6 +204,7 @@ class Load:
         self.stopping = threading.Event()
         self.lock = threading.Lock()
         self.served = []        # the pid of each answered request
+        self.connections = 0    # requests on connections of their own
         self.errors = []
         self.threads = [threading.Thread(target=self._keep_alive, daemon=True)
                         for _ in range(keep_alive)]
@@ -241,17 +243,27 @@ class Load:
         self._guarded(one_connection)
 
     def _per_request(self):
-        self._guarded(lambda: self._record(ask(self.port)))
+        def one_request():
+            self._record(ask(self.port))
+            with self.lock:
+                self.connections += 1
+        self._guarded(one_request)
 
     def count(self):
         with self.lock:
             return len(self.served)
 
-    def wait_for_more(self, more):
-        """Wait until *more* requests beyond those answered so far are."""
-        target = self.count() + more
-        assert wait_for(lambda: self.count() >= target or self.errors), (
+    def wait_for_more(self, more, count=None):
+        """Wait until *more* requests beyond those answered so far are (or
+        what *count* counts)."""
+        count = count or self.count
+        target = count() + more
+        assert wait_for(lambda: count() >= target or self.errors), (
             "the load stalled")
+
+    def connections_made(self):
+        with self.lock:
+            return self.connections
 
     def stop(self):
         self.stopping.set()
@@ -348,3 +360,39 @@ def test_shutdown_kills_a_request_that_outlasts_graceful_timeout():
             assert replies.readline() == b""
         assert sup.returned
         assert not is_running(pid, sup.pgid)
+
+
+# -- 4. max_requests and max_requests_jitter -------------------------------
+
+def runs(pids):
+    """The lengths of the runs of equal consecutive pids."""
+    return [len(list(group)) for _, group in itertools.groupby(pids)]
+
+
+def test_max_requests_recycles_a_worker_after_that_many():
+    """max_requests = 20, one worker, 100 requests one after another:
+    five workers in turn, 20 requests each, none failed."""
+    with Supervised(processes=1, max_requests=20) as sup:
+        sup.wait_pids(lambda pids: len(pids) == 1)
+        served = [ask(sup.port) for _ in range(100)]
+        assert runs(served) == [20] * 5
+        sup.wait_pids(lambda pids: len(pids) == 1
+                      and not pids & set(served))
+
+
+def test_max_requests_jitter_with_threads_and_two_workers():
+    """max_requests = 10 with a jitter of 10, threads in two workers, a
+    keep-alive client and one that connects per request: every request
+    succeeds, and 100 connections (a stream server's requests, whatever
+    a handler does on each) need at least five workers."""
+    with Supervised(processes=2, threading=True, max_requests=10,
+                    max_requests_jitter=10) as sup:
+        sup.wait_pids(lambda pids: len(pids) == 2)
+        load = Load(sup.port, keep_alive=1, per_request=1).start()
+        try:
+            load.wait_for_more(100, load.connections_made)
+        finally:
+            load.stop()
+        assert load.errors == []
+        assert len(set(load.served)) >= 100 // 20
+        sup.wait_pids(lambda pids: len(pids) == 2)
