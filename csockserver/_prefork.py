@@ -295,6 +295,18 @@ class _Supervisor:
                 # A fresh set of workers; the current ones retire once it
                 # is up (_retire_superseded).
                 self.generation += 1
+            elif signum == signal.SIGTTIN:
+                self.count += 1            # started by _start_missing
+            elif signum == signal.SIGTTOU and self.count > 1:
+                self.count -= 1
+                self._retire_surplus()
+
+    def _retire_surplus(self):
+        """Retire the oldest serving workers beyond ``count`` (as gunicorn
+        does: they have had the longest to grow)."""
+        serving = sorted(self._serving(), key=lambda worker: worker.started)
+        for worker in serving[:max(0, len(serving) - self.count)]:
+            self._retire(worker)
 
     def _serving(self):
         """The current generation's workers that are not retiring."""

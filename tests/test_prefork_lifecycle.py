@@ -396,3 +396,46 @@ def test_max_requests_jitter_with_threads_and_two_workers():
         assert load.errors == []
         assert len(set(load.served)) >= 100 // 20
         sup.wait_pids(lambda pids: len(pids) == 2)
+
+
+# -- 5. SIGTTIN and SIGTTOU ---------------------------------------------------
+
+def test_sigttin_adds_workers_and_sigttou_retires_the_oldest():
+    """One worker, SIGTTIN twice: three, the first still among them; then
+    SIGTTOU twice: one left, the youngest, and it serves; requests succeed
+    under load throughout."""
+    with Supervised(processes=1, threading=True) as sup:
+        (first,) = sup.wait_pids(lambda pids: len(pids) == 1)
+        load = Load(sup.port, keep_alive=1, per_request=1).start()
+        try:
+            sup.signal(signal.SIGTTIN)
+            two = sup.wait_pids(lambda pids: len(pids) == 2)
+            sup.signal(signal.SIGTTIN)
+            three = sup.wait_pids(lambda pids: len(pids) == 3)
+            assert first in two <= three
+            load.wait_for_more(20)
+            sup.signal(signal.SIGTTOU)
+            sup.wait_pids(lambda pids: len(pids) == 2 and first not in pids)
+            sup.signal(signal.SIGTTOU)
+            (last,) = sup.wait_pids(lambda pids: len(pids) == 1)
+            load.wait_for_more(20)
+        finally:
+            load.stop()
+        assert load.errors == []
+        assert three - two == {last}
+        assert ask(sup.port) == last
+
+
+def test_sigttou_never_goes_below_one_worker():
+    """SIGTTOU with one worker does nothing: a SIGTTIN after it makes two.
+    (The pause between them matters: two signals pending at once are
+    delivered lowest number first, SIGTTIN before SIGTTOU.)"""
+    with Supervised(processes=1) as sup:
+        (only,) = sup.wait_pids(lambda pids: len(pids) == 1)
+        sup.signal(signal.SIGTTOU)
+        time.sleep(0.3)
+        assert sup.pids == {only}
+        sup.signal(signal.SIGTTIN)
+        sup.wait_pids(lambda pids: len(pids) == 2)
+        assert only in sup.pids
+        assert ask(sup.port) in sup.pids
