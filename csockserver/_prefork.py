@@ -26,6 +26,7 @@ import os
 import random
 import select
 import signal
+import socket
 import struct
 import sys
 import threading
@@ -93,9 +94,22 @@ class PreforkMixIn:
     # started together do not all retire at once.
     max_requests = None
     max_requests_jitter = 0
+    # True: every worker but one listens on a socket of its own, bound
+    # beside the shared one with SO_REUSEPORT, and the kernel spreads new
+    # connections evenly over them; the price is that the connections
+    # queued on a worker's socket are reset when that worker exits.  The
+    # one worker left serves the shared socket, whose queue outlives it.
+    reuse_port_per_worker = False
     # The live workers' pids, while serve_forever() runs in the parent.
     worker_pids = frozenset()
     _csock_prefork_parent = None   # pid of the supervisor, once serving
+
+    def server_bind(self):
+        """Bind as usual, with SO_REUSEPORT first for reuse_port_per_worker
+        (the workers' sockets can join only a socket bound with it)."""
+        if self.reuse_port_per_worker and hasattr(socket, "SO_REUSEPORT"):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        super().server_bind()
 
     def serve_forever(self, poll_interval=0.5):
         """Fork the workers and supervise them until shutdown()."""
@@ -115,11 +129,13 @@ class PreforkMixIn:
 class _Worker:
     """What the supervisor knows of one worker process."""
 
-    __slots__ = ("pid", "generation", "started", "ready", "deadline")
+    __slots__ = ("pid", "generation", "shared", "started", "ready",
+                 "deadline")
 
-    def __init__(self, pid, generation):
+    def __init__(self, pid, generation, shared):
         self.pid = pid
         self.generation = generation   # which reload it belongs to
+        self.shared = shared           # it accepts on the shared socket
         self.started = time.monotonic()
         self.ready = False             # it said it is serving
         self.deadline = None           # retiring: when to SIGKILL it
@@ -193,6 +209,8 @@ class _Supervisor:
                       else server.processes)
         if self.count < 1:
             raise ValueError("processes must be at least 1")
+        if server.reuse_port_per_worker:
+            _check_reuse_port(server.socket)
         self.workers = {}          # pid -> _Worker
         self.generation = 0
         self.pause = 0.0
@@ -321,12 +339,16 @@ class _Supervisor:
         server = self.server
         while (self._missing() and not server._csock_stop
                and time.monotonic() >= self.restart_at):
+            # With reuse_port_per_worker, one worker of the generation
+            # serves the shared socket, the others sockets of their own.
+            shared = (not server.reuse_port_per_worker
+                      or not any(worker.shared for worker in self._serving()))
             pid, mask = _fork_with_signals_held()
             if pid == 0:
                 _run_worker(server, self.poll_interval,  # never returns
                             server._csock_prefork_parent, self.prctl,
-                            link, self.caught, mask)
-            self.workers[pid] = _Worker(pid, self.generation)
+                            link, self.caught, mask, shared)
+            self.workers[pid] = _Worker(pid, self.generation, shared)
             reaper.watch(pid)
             server.worker_pids = frozenset(self.workers)
 
@@ -450,7 +472,8 @@ def _fork_with_signals_held():
     return pid, mask
 
 
-def _run_worker(server, poll_interval, parent, prctl, link, caught, mask):
+def _run_worker(server, poll_interval, parent, prctl, link, caught, mask,
+                shared):
     """A worker process: serve until SIGTERM, finish requests, exit."""
     status = 1
     try:
@@ -477,6 +500,8 @@ def _run_worker(server, poll_interval, parent, prctl, link, caught, mask):
             _retire(server)
         signal.signal(signal.SIGTERM, on_sigterm)
         _count_requests(server, link)
+        if not shared:
+            _listen_alone(server)
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         _watch_parent(server, parent)
@@ -492,6 +517,44 @@ def _run_worker(server, poll_interval, parent, prctl, link, caught, mask):
         # children: its buffer's lock may be one a parent thread held at
         # fork(), and waiting on it would keep the worker from exiting.
         os._exit(status)
+
+
+def _check_reuse_port(sock):
+    """reuse_port_per_worker's needs, checked before any worker starts."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port_per_worker needs SO_REUSEPORT, which "
+                         "this platform lacks")
+    if (sock.type != socket.SOCK_STREAM
+            or sock.family not in (socket.AF_INET, socket.AF_INET6)):
+        raise ValueError("reuse_port_per_worker is for TCP servers: a "
+                         "worker's datagram socket would take its share of "
+                         "the datagrams, and unix sockets cannot share a "
+                         "path")
+    if not sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT):
+        raise ValueError("reuse_port_per_worker: the listening socket was "
+                         "bound without SO_REUSEPORT (an override of "
+                         "server_bind() that does not call "
+                         "PreforkMixIn.server_bind()?)")
+
+
+def _listen_alone(server):
+    """Swap, in this worker, the shared socket for one of its own on the
+    same address, set up as the supervisor set up the shared one."""
+    shared = server.socket
+    own = socket.socket(shared.family, shared.type, shared.proto)
+    try:
+        if server.allow_reuse_address:
+            own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        own.bind(shared.getsockname())
+        own.listen(server.request_queue_size)
+        # The flag only, as on the shared socket: the engine waits itself.
+        os.set_blocking(own.fileno(), os.get_blocking(shared.fileno()))
+    except BaseException:
+        own.close()
+        raise
+    server.socket = own
+    shared.close()   # this process's descriptor only: the queue lives on
 
 
 def _count_requests(server, link):

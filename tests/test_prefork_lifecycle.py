@@ -439,3 +439,63 @@ def test_sigttou_never_goes_below_one_worker():
         sup.wait_pids(lambda pids: len(pids) == 2)
         assert only in sup.pids
         assert ask(sup.port) in sup.pids
+
+
+# -- 6. reuse_port_per_worker -------------------------------------------------
+
+def listeners(port):
+    """How many TCP sockets listen on 127.0.0.1:port."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table][1:]
+    return sum(int(local.rsplit(":", 1)[1], 16) == port and state == "0A"
+               for _, local, _, state, *_ in rows)
+
+
+@pytest.mark.parametrize("per_worker", [False, True])
+def test_reuse_port_per_worker_gives_each_worker_a_listener(per_worker):
+    """Three workers: one shared listener by default; with
+    reuse_port_per_worker, three (the shared one and two of their own), and
+    300 connections reach every worker."""
+    with Supervised(processes=3, reuse_port_per_worker=per_worker) as sup:
+        workers = sup.wait_pids(lambda pids: len(pids) == 3)
+        expected = 3 if per_worker else 1
+        assert wait_for(lambda: listeners(sup.port) == expected)
+        served = [ask(sup.port) for _ in range(300)]
+        assert set(served) <= workers
+        if per_worker:
+            assert set(served) == workers
+
+
+def test_reuse_port_per_worker_through_reload_and_a_killed_worker():
+    """SIGHUP: the new workers listen for themselves and the old ones'
+    sockets close; a killed worker's replacement listens again."""
+    with Supervised(processes=2, reuse_port_per_worker=True) as sup:
+        old = sup.wait_pids(lambda pids: len(pids) == 2)
+        assert wait_for(lambda: listeners(sup.port) == 2)
+        sup.signal(signal.SIGHUP)
+        new = sup.wait_pids(lambda pids: len(pids) == 2 and not pids & old)
+        assert wait_for(lambda: listeners(sup.port) == 2)
+        victim = min(new)
+        os.kill(victim, signal.SIGKILL)
+        again = sup.wait_pids(lambda pids: len(pids) == 2
+                              and victim not in pids)
+        assert wait_for(lambda: listeners(sup.port) == 2)
+        assert {ask(sup.port) for _ in range(100)} == again
+
+
+@pytest.mark.parametrize("kind", ["udp", "unix"])
+def test_reuse_port_per_worker_refuses_other_sockets(kind, tmp_path):
+    """Only TCP: serve_forever() raises ValueError before forking."""
+    import csockserver
+    if kind == "udp":
+        server = csockserver.PreforkUDPServer(
+            ("127.0.0.1", 0), csockserver.DatagramRequestHandler)
+    else:
+        cls = type("Server", (csockserver.PreforkMixIn,
+                              csockserver.UnixStreamServer), {})
+        server = cls(str(tmp_path / "sock"), csockserver.StreamRequestHandler)
+    server.reuse_port_per_worker = True
+    with server:
+        with pytest.raises(ValueError, match="TCP servers"):
+            server.serve_forever()
+        assert server.worker_pids == frozenset()
