@@ -33,7 +33,7 @@ import threading
 import time
 import traceback
 
-from ._common import SIGNAL_CHECK_INTERVAL, close_threads
+from ._common import SIGNAL_CHECK_INTERVAL, close_threads, workers_of
 from ._contract import ENGINE_STATE, WAKER
 from ._engine import engine as _engine
 from ._socketserver import TCPServer, ThreadingMixIn, UDPServer
@@ -648,6 +648,13 @@ def _finish_requests(server):
     if hasattr(server, "process_request_thread"):   # ThreadingMixIn
         close_threads(server)
         server._threads.join()
+        # Daemon handler threads too (daemon_threads, as http.server's
+        # ThreadingHTTPServer has): os._exit() would cut their requests
+        # off.  graceful_timeout bounds the wait (the supervisor kills).
+        me = threading.current_thread()
+        for thread in list(workers_of(server)):
+            if thread is not me:
+                thread.join()
     if hasattr(server, "collect_children"):         # ForkingMixIn
         server.collect_children(blocking=server.block_on_close)
 

@@ -34,6 +34,11 @@ http.server's):
 - ``read_deadline``: StreamRequestHandler's, for all of a connection's
   reading (bodies included).
 
+Under ``PreforkMixIn``, a worker that is retiring (a reload, or
+``max_requests``) answers the next request on each keep-alive connection
+with ``Connection: close`` and then closes it, so that clients move to the
+new workers without finding a connection closed under them.
+
 ``python -m csockserver.http [options] [port]`` is ``python -m http.server``
 (the same options, from the running interpreter) serving on csockserver.
 """
@@ -114,6 +119,18 @@ class _CsockserverFiles:
     def _csock_movable_deadline(self):
         return (self.request_timeout is not None
                 or self.keepalive_timeout is not None)
+
+    def end_headers(self):
+        """http.server's, saying ``Connection: close`` on a keep-alive
+        connection of a retiring prefork worker (reload, max_requests):
+        the client then takes its next request to a new connection, which
+        a serving worker accepts.  Only a reply can say so: closing after
+        a reply that promised keep-alive would race the client's next
+        request, so a connection idle when retiring begins gets one more."""
+        if (not self.close_connection
+                and getattr(self.server, "retiring", False)):
+            self.send_header("Connection", "close")
+        super().end_headers()
 
     def handle_one_request(self):
         """http.server's handle_one_request(), within ``request_timeout``

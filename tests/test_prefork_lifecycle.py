@@ -499,3 +499,82 @@ def test_reuse_port_per_worker_refuses_other_sockets(kind, tmp_path):
         with pytest.raises(ValueError, match="TCP servers"):
             server.serve_forever()
         assert server.worker_pids == frozenset()
+
+
+# -- 7. csockserver.http under a reload --------------------------------------
+
+HTTP_SUPERVISOR = textwrap.dedent("""
+    import os, sys
+    import csockserver
+    from csockserver import http
+
+    class Handler(http.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            body = b"%d" % os.getpid()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    class Server(csockserver.PreforkMixIn, http.ThreadingHTTPServer):
+        processes = 2
+
+    with Server(("127.0.0.1", 0), Handler) as server:
+        print(server.server_address[1], flush=True)
+        server.serve_forever()
+""")
+
+
+def test_http_keep_alive_clients_move_to_the_new_workers_on_reload():
+    """http.client keep-alive clients (which do not retry a request on a
+    connection the server closed) through two SIGHUPs: the retiring
+    workers say Connection: close, no request fails, and the clients end
+    on the newest workers."""
+    import http.client
+    proc = subprocess.Popen([PYTHON, "-c", HTTP_SUPERVISOR], env=child_env(),
+                            stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        port = int(proc.stdout.readline())
+        stopping = threading.Event()
+        errors, seen, closes = [], [], []
+
+        def client():
+            conn = http.client.HTTPConnection("127.0.0.1", port,
+                                              timeout=CLIENT_TIMEOUT)
+            try:
+                while not stopping.is_set():
+                    conn.request("GET", "/")
+                    reply = conn.getresponse()
+                    seen.append(int(reply.read()))
+                    if reply.getheader("Connection") == "close":
+                        closes.append(1)
+            except Exception as exc:  # what the test asserts there is none
+                errors.append(exc)
+            finally:
+                conn.close()
+        clients = [threading.Thread(target=client) for _ in range(4)]
+        for thread in clients:
+            thread.start()
+        assert wait_for(lambda: len(seen) > 50 or errors)
+        first = set(seen)
+        for _ in range(2):
+            os.kill(proc.pid, signal.SIGHUP)
+            before = len(seen)
+            assert wait_for(lambda: len(seen) > before + 50
+                            and not set(seen[-20:]) & first or errors)
+            first |= set(seen)
+        stopping.set()
+        for thread in clients:
+            thread.join(JOIN_TIMEOUT)
+        assert errors == []
+        assert closes, "no retiring worker said Connection: close"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(JOIN_TIMEOUT)
+        proc.stdout.close()
