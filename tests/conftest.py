@@ -48,6 +48,9 @@ needs_unix = pytest.mark.skipif(not HAVE_UNIX, reason="needs AF_UNIX")
 def pytest_configure(config):
     config.addinivalue_line(
         "markers", "slow: takes more than a few seconds (run anyway)")
+    config.addinivalue_line(
+        "markers", "prefork(n): test_haproxy's backends are prefork ones "
+        "with n workers")
 
 
 def pytest_report_header(config):

@@ -15,6 +15,7 @@ skip, saying why.  ``.ci/run`` installs it up front.
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -24,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import child_env
+from conftest import child_env, wait_for
 
 BACKEND_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 START_TIMEOUT = 10.0
@@ -64,7 +65,7 @@ def haproxy():
 # with its name and the client address it saw; it prints its port once
 # serving.
 BACKEND = textwrap.dedent("""
-    import sys
+    import os, sys
     from csockserver import http
 
     name, host = sys.argv[1], sys.argv[2]
@@ -73,7 +74,8 @@ BACKEND = textwrap.dedent("""
         protocol_version = "HTTP/1.1"
 
         def do_GET(self):
-            body = "{} {}:{}".format(name, *self.client_address[:2]).encode()
+            body = "{} {}:{} {}".format(name, *self.client_address[:2],
+                                        os.getpid()).encode()
             self.send_response(200)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -82,7 +84,14 @@ BACKEND = textwrap.dedent("""
         def log_message(self, *args):
             pass
 
-    class Server(http.ThreadingHTTPServer):
+    base = http.ThreadingHTTPServer
+    if len(sys.argv) > 3:       # a prefork backend with that many workers
+        import csockserver
+
+        class base(csockserver.PreforkMixIn, base):
+            processes = int(sys.argv[3])
+
+    class Server(base):
         proxy_protocol = "v2"
         proxy_protocol_from = ["127.0.0.0/8"]
 
@@ -93,19 +102,24 @@ BACKEND = textwrap.dedent("""
 
 
 class Backend:
-    def __init__(self, name, host):
+    def __init__(self, name, host, processes=None):
         self.name = name
         self.host = host
+        extra = [] if processes is None else [str(processes)]
+        # A session of its own: stop() kills a prefork backend's workers too.
         self.process = subprocess.Popen(
-            [sys.executable, "-c", BACKEND, name, host],
-            stdout=subprocess.PIPE, env=child_env(), text=True)
+            [sys.executable, "-c", BACKEND, name, host] + extra,
+            stdout=subprocess.PIPE, env=child_env(), text=True,
+            start_new_session=True)
         line = _read_line(self.process.stdout, START_TIMEOUT)
         assert line, "backend {} did not start".format(name)
         self.port = int(line)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.kill()
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.process.wait(START_TIMEOUT)
         self.process.stdout.close()
 
@@ -144,8 +158,12 @@ def haproxy_config(frontend_fd, backends):
 
 
 @pytest.fixture
-def cluster(tmp_path, haproxy):
-    """HAProxy on a kernel-chosen port of 127.0.0.1, and three backends."""
+def cluster(request, tmp_path, haproxy):
+    """HAProxy on a kernel-chosen port of 127.0.0.1, and three backends
+    (prefork ones with that many workers where the test is marked
+    ``prefork(n)``)."""
+    marker = request.node.get_closest_marker("prefork")
+    processes = marker.args[0] if marker else None
     for host in BACKEND_HOSTS:
         try:
             probe = socket.create_server((host, 0))
@@ -157,7 +175,7 @@ def cluster(tmp_path, haproxy):
     proxy = None
     try:
         for index, host in enumerate(BACKEND_HOSTS):
-            backends.append(Backend("app%d" % (index + 1), host))
+            backends.append(Backend("app%d" % (index + 1), host, processes))
         config = tmp_path / "haproxy.cfg"
         config.write_text(haproxy_config(front.fileno(), backends))
         proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)],
@@ -203,8 +221,8 @@ class Cluster:
             mine = client.getsockname()
         head, _, body = reply.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200"), reply
-        name, seen = body.decode().split()
-        return name, seen, "{}:{}".format(*mine)
+        name, seen, pid = body.decode().split()
+        return name, seen, "{}:{}".format(*mine), int(pid)
 
     def wait_until_all_up(self):
         """Until every backend has served a request through HAProxy."""
@@ -249,10 +267,10 @@ def test_every_request_served_with_the_real_client_address(cluster):
     assert errors == []
     assert len(results) > 50
     # Each backend saw the address our socket had, not HAProxy's.
-    assert all(seen == mine for _, _, seen, mine in results)
+    assert all(seen == mine for _, _, seen, mine, _ in results)
     # And all three took a share (round robin).
     counts = {b.name: 0 for b in cluster.backends}
-    for _, name, _, _ in results:
+    for _, name, _, _, _ in results:
         counts[name] += 1
     assert min(counts.values()) > len(results) / 6, counts
 
@@ -273,5 +291,76 @@ def test_a_killed_backend_loses_only_its_in_flight_requests(cluster):
     assert len(errors) <= clients, errors
     after = [r for r in results if r[0] > killed_at[0] + 0.5]
     assert len(after) > 20
-    assert {name for _, name, _, _ in after} == {"app1", "app3"}
-    assert all(seen == mine for _, _, seen, mine in results)
+    assert {name for _, name, _, _, _ in after} == {"app1", "app3"}
+    assert all(seen == mine for _, _, seen, mine, _ in results)
+
+
+@pytest.mark.prefork(2)
+def test_rolling_reload_of_every_backend_under_keep_alive_load(cluster):
+    """Prefork backends (two workers each) SIGHUPed one after the other
+    while keep-alive clients (http.client, which does not retry) and
+    connection-per-request clients go through HAProxy: every backend ends
+    on new workers and no client sees an error."""
+    import http.client
+    stopping = threading.Event()
+    lock = threading.Lock()
+    replies, errors = [], []     # (backend, pid, address seen, ours)
+
+    def keep_alive():
+        conn = http.client.HTTPConnection(*cluster.address, timeout=5.0)
+        try:
+            while not stopping.is_set():
+                conn.request("GET", "/")
+                reply = conn.getresponse()
+                assert reply.status == 200
+                mine = "{}:{}".format(*conn.sock.getsockname()) \
+                    if conn.sock else None
+                name, seen, pid = reply.read().decode().split()
+                with lock:
+                    replies.append((name, int(pid), seen, mine))
+        except Exception as exc:  # counted: what the client saw
+            with lock:
+                errors.append(repr(exc))
+        finally:
+            conn.close()
+
+    def per_request():
+        while not stopping.is_set():
+            try:
+                name, seen, mine, pid = cluster.get()
+            except Exception as exc:  # counted: what the client saw
+                with lock:
+                    errors.append(repr(exc))
+                continue
+            with lock:
+                replies.append((name, pid, seen, mine))
+
+    def pids_of(name, last=None):
+        with lock:
+            rows = replies[-last:] if last else replies
+            return {pid for n, pid, _, _ in rows if n == name}
+
+    clients = [threading.Thread(target=keep_alive) for _ in range(4)]
+    clients += [threading.Thread(target=per_request) for _ in range(2)]
+    for thread in clients:
+        thread.start()
+    try:
+        assert wait_for(lambda: all(pids_of(b.name) for b in cluster.backends)
+                        or errors, timeout=START_TIMEOUT)
+        for backend in cluster.backends:
+            old = pids_of(backend.name)
+            backend.process.send_signal(signal.SIGHUP)
+            # Served by new workers only, among the latest replies.
+            assert wait_for(lambda: (pids_of(backend.name, last=60)
+                                     and not pids_of(backend.name, last=60)
+                                     & old) or errors,
+                            timeout=START_TIMEOUT), backend.name
+    finally:
+        stopping.set()
+        for thread in clients:
+            thread.join(START_TIMEOUT)
+    assert not any(thread.is_alive() for thread in clients), "a client hung"
+    assert errors == []
+    assert len(replies) > 100
+    assert all(seen == mine for _, _, seen, mine in replies
+               if mine is not None)
