@@ -246,7 +246,17 @@ class PreforkMixIn:
     # Worker processes serve_forever() forks; None is one per usable CPU.
     processes: int | None
     worker_pids: frozenset[int]
+    # The lifecycle (see the README's "Prefork lifecycle"): seconds a
+    # retiring worker has to finish; recycling after about max_requests
+    # (None or 0: never) plus up to max_requests_jitter; per-worker
+    # SO_REUSEPORT listeners; True in a worker told to stop.
+    graceful_timeout: float
+    max_requests: int | None
+    max_requests_jitter: int
+    reuse_port_per_worker: bool
+    retiring: bool
     def serve_forever(self, poll_interval: float = 0.5) -> None: ...
+    def server_bind(self) -> None: ...
 
 class PreforkTCPServer(PreforkMixIn, TCPServer): ...
 class PreforkUDPServer(PreforkMixIn, UDPServer): ...

@@ -172,6 +172,11 @@ class PreforkTCP(csockserver.PreforkTCPServer):
 class PreforkThreadingTCP(csockserver.PreforkThreadingTCPServer):
     processes = 1
     max_threads = 8
+    # The lifecycle's settings, as a user sets them (typed in the stubs).
+    graceful_timeout = 10.0
+    max_requests = 100000
+    max_requests_jitter = 100
+    reuse_port_per_worker = True
 
 
 class PreforkUDP(csockserver.PreforkUDPServer):
