@@ -18,7 +18,6 @@ within each repeat; medians over the repeats.
 
 import argparse
 import collections
-import os
 import socket
 import statistics
 import subprocess
