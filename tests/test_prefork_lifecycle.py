@@ -383,18 +383,20 @@ def test_max_requests_recycles_a_worker_after_that_many():
 def test_max_requests_jitter_with_threads_and_two_workers():
     """max_requests = 10 with a jitter of 10, threads in two workers, a
     keep-alive client and one that connects per request: every request
-    succeeds, and 100 connections (a stream server's requests, whatever
-    a handler does on each) need at least five workers."""
+    succeeds, and 200 connections (a stream server's requests, whatever
+    a handler does on each) need more than the first two workers: ten at
+    20 each, fewer where a retiring worker's threads took a few more
+    connections before it stopped accepting, never the two alone."""
     with Supervised(processes=2, threading=True, max_requests=10,
                     max_requests_jitter=10) as sup:
         sup.wait_pids(lambda pids: len(pids) == 2)
         load = Load(sup.port, keep_alive=1, per_request=1).start()
         try:
-            load.wait_for_more(100, load.connections_made)
+            load.wait_for_more(200, load.connections_made)
         finally:
             load.stop()
         assert load.errors == []
-        assert len(set(load.served)) >= 100 // 20
+        assert len(set(load.served)) >= 4
         sup.wait_pids(lambda pids: len(pids) == 2)
 
 
