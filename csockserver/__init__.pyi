@@ -96,6 +96,9 @@ _UnixAddress: TypeAlias = str | ReadableBuffer
 
 class BaseServer:
     timeout: float | None
+    # Beyond socketserver: sd_notify from serve_forever() (README's
+    # "Running under systemd").
+    systemd_notify: bool
     server_address: tuple[Any, ...] | str | bytes
     # Called as (request, client_address, server) by finish_request(), and
     # with extra arguments by subclasses that override it (http.server's
@@ -162,6 +165,15 @@ class TCPServer(BaseServer):
     def server_bind(self) -> None: ...
     def fileno(self) -> int: ...
     def get_request(self) -> tuple[_Socket, _Peer]: ...
+    # Beyond socketserver: a server on a socket systemd passed (socket
+    # activation); *kwargs* go to the constructor.
+    @classmethod
+    def from_systemd(
+        cls,
+        RequestHandlerClass: _HandlerFactory[Self],
+        index: int = 0,
+        **kwargs: Any,
+    ) -> Self: ...
 
 class UDPServer(TCPServer):
     max_packet_size: int

@@ -33,6 +33,7 @@ import threading
 import time
 import traceback
 
+from . import _systemd
 from ._common import SIGNAL_CHECK_INTERVAL, close_threads, workers_of
 from ._contract import ENGINE_STATE, WAKER
 from ._engine import engine as _engine
@@ -107,7 +108,9 @@ class PreforkMixIn:
     def server_bind(self):
         """Bind as usual, with SO_REUSEPORT first for reuse_port_per_worker
         (the workers' sockets can join only a socket bound with it)."""
-        if self.reuse_port_per_worker and hasattr(socket, "SO_REUSEPORT"):
+        # A socket from systemd came bound: ReusePort= in its unit decides.
+        if (self.reuse_port_per_worker and hasattr(socket, "SO_REUSEPORT")
+                and not getattr(self, "_csock_inherited", False)):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         super().server_bind()
 
@@ -218,6 +221,13 @@ class _Supervisor:
         self.signals = []          # caught, for the loop to act on
         self.caught = ()           # the signals whose handlers are ours
         self.prctl = _find_prctl()
+        # systemd_notify: the supervisor speaks for the service (workers
+        # never do): READY=1 once a generation all serves, RELOADING=1 on
+        # SIGHUP, STOPPING=1, and the watchdog's pings from this loop.
+        self.notify = server.systemd_notify
+        self.announced = False     # READY=1 sent for this generation
+        self.watchdog = (_systemd.Watchdog.from_environment()
+                         if self.notify else None)
 
     def run(self):
         server = self.server
@@ -237,6 +247,8 @@ class _Supervisor:
             os.set_blocking(fd, False)
             self._loop(waker, reaper, link)
         finally:
+            if self.notify:
+                _systemd.stopping()
             try:
                 self._stop_workers(reaper)
             finally:
@@ -283,6 +295,8 @@ class _Supervisor:
             self._start_missing(reaper, link)
             self._retire_superseded()
             self._kill_overdue()
+            if self.watchdog is not None:
+                self.watchdog.tick()
             events = poller.poll(self._wait(main, reaper))
             for fd, _ in events:
                 if fd == waker.fileno():
@@ -296,6 +310,8 @@ class _Supervisor:
         """How long the loop may sleep, in poll()'s milliseconds."""
         now = time.monotonic()
         bounds = [SIGNAL_CHECK_INTERVAL if main else None]
+        if self.watchdog is not None:
+            bounds.append(self.watchdog.every)
         if self._missing():
             bounds.append(max(0.0, self.restart_at - now))
         if not reaper.works:
@@ -313,6 +329,9 @@ class _Supervisor:
                 # A fresh set of workers; the current ones retire once it
                 # is up (_retire_superseded).
                 self.generation += 1
+                if self.notify:
+                    _systemd.reloading()
+                    self.announced = False
             elif signum == signal.SIGTTIN:
                 self.count += 1            # started by _start_missing
             elif signum == signal.SIGTTOU and self.count > 1:
@@ -358,6 +377,9 @@ class _Supervisor:
         serving = self._serving()
         if sum(worker.ready for worker in serving) < self.count:
             return
+        if self.notify and not self.announced:
+            _systemd.ready()
+            self.announced = True
         for worker in list(self.workers.values()):
             if worker.generation != self.generation:
                 self._retire(worker)

@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 
-from . import _common, _plan, _proxy, _streams
+from . import _common, _plan, _proxy, _streams, _systemd
 from ._streams import _SocketWriter  # noqa: F401  (socketserver's name)
 from ._threadlist import _NoThreads, _Threads
 from ._engine import engine as _engine
@@ -64,6 +64,56 @@ def _fd_of(obj):
     return fd
 
 
+def _serve(server, poll_interval):
+    """serve_forever()'s loop: the engine's, with a waker for shutdown()."""
+    waker = _engine.Waker()
+    server._csock_waker = waker
+    try:
+        _engine.serve_forever(server, _plan.make_plan(server), _fd_of(server),
+                              poll_interval, waker)
+    finally:
+        server._csock_waker = None
+        waker.close()
+
+
+def _serve_systemd(server, poll_interval):
+    """_serve() between READY=1 and STOPPING=1, pinging the watchdog.
+
+    The pings ride on the loop's own wake-ups, so that a loop that hangs
+    (in a request it runs itself, say) stops them and systemd restarts the
+    service.  While serving, ``service_actions`` is shadowed on the instance
+    by one that calls it and then ``Watchdog.tick()``; the engine then calls
+    it after every request and, when idle, at least every
+    ``Watchdog.every`` seconds, instead of sleeping until there is work (a
+    ThreadingMixIn server then accepts on its loop, not on its workers).
+    """
+    watchdog = _systemd.Watchdog.from_environment()
+    shadowed = vars(server).get("service_actions")
+    ticking = None
+    if watchdog is not None:
+        actions = server.service_actions
+
+        def ticking():
+            actions()
+            watchdog.tick()
+        server.service_actions = ticking
+        if poll_interval is None or poll_interval > watchdog.every:
+            poll_interval = watchdog.every
+    _systemd.ready()
+    try:
+        if watchdog is not None:
+            watchdog.tick()
+        _serve(server, poll_interval)
+    finally:
+        _systemd.stopping()
+        if ticking is not None and vars(server).get(
+                "service_actions") is ticking:
+            if shadowed is None:
+                del server.service_actions
+            else:
+                server.service_actions = shadowed
+
+
 class BaseServer:
     """The server skeleton: the serving loops and the hooks they call.
 
@@ -73,6 +123,11 @@ class BaseServer:
     """
 
     timeout = None
+    # Beyond socketserver: whether serve_forever() tells systemd (sd_notify)
+    # READY=1 once it is serving, STOPPING=1 as it returns, and sends the
+    # WATCHDOG=1 pings that WatchdogSec= asks for (see ``_serve_systemd``).
+    # A no-op outside systemd (no NOTIFY_SOCKET).
+    systemd_notify = False
 
     # Private state of ours lives under a ``_csock_`` prefix so that it does
     # not collide with attributes of users' subclasses (the engines' own is
@@ -117,14 +172,12 @@ class BaseServer:
         """
         self.__is_shut_down.clear()
         try:
-            waker = _engine.Waker()
-            self._csock_waker = waker
-            try:
-                _engine.serve_forever(self, _plan.make_plan(self),
-                                      _fd_of(self), poll_interval, waker)
-            finally:
-                self._csock_waker = None
-                waker.close()
+            # A prefork worker leaves systemd to its supervisor.
+            parent = getattr(self, "_csock_prefork_parent", None)
+            if self.systemd_notify and parent in (None, os.getpid()):
+                _serve_systemd(self, poll_interval)
+            else:
+                _serve(self, poll_interval)
         finally:
             self.__shutdown_request = False
             self.__is_shut_down.set()
@@ -255,8 +308,72 @@ class TCPServer(BaseServer):
                 self.server_close()
                 raise
 
+    # True on a server from_systemd() made: its socket came bound.
+    _csock_inherited = False
+
+    @classmethod
+    def from_systemd(cls, RequestHandlerClass, index=0, **kwargs):
+        """A server on socket *index* of those systemd passed (sd_listen_fds).
+
+        Beyond socketserver.  The constructor runs with
+        ``bind_and_activate=False`` (and *kwargs*), then the socket it made
+        is replaced by the inherited one, whose own family and type count
+        (the type must be the class's: SOCK_STREAM for ``ListenStream=``,
+        SOCK_DGRAM for ``ListenDatagram=``).  server_bind() and
+        server_activate() are then called as the constructor would, so that
+        overrides of them still run: server_bind() does not bind a socket
+        that came bound, it only records ``server_address``; the stock
+        server_activate() calls listen() again, which sets the backlog to
+        ``request_queue_size`` in place of the unit's ``Backlog=``.
+        """
+        fds = _systemd.listen_fds()
+        if not fds:
+            raise RuntimeError(
+                "systemd passed no socket to this process (pid %d): "
+                "LISTEN_FDS and LISTEN_PID are not set for it"
+                % os.getpid())
+        if not 0 <= index < len(fds):
+            raise IndexError("socket index %d, but systemd passed %d"
+                             % (index, len(fds)))
+        fd, name = fds[index]
+        if fd in _systemd.adopted:
+            raise RuntimeError("fd %d (%r) from systemd was already taken by "
+                               "another server" % (fd, name))
+        sock = socket.socket(fileno=fd)
+        if sock.type != cls.socket_type:
+            sock.detach()  # not ours to close: it stays open for a retry
+            raise ValueError(
+                "%s needs a %s socket, but fd %d (%r) from systemd is %s"
+                % (cls.__name__, socket.SocketKind(cls.socket_type).name,
+                   fd, name, sock.type.name))
+        try:
+            server = cls(sock.getsockname(), RequestHandlerClass,
+                         bind_and_activate=False, **kwargs)
+        except BaseException:
+            sock.detach()
+            raise
+        _systemd.adopted.add(fd)
+        server.socket.close()
+        server.socket = sock
+        server.address_family = sock.family
+        server._csock_inherited = True
+        try:
+            server.server_bind()
+            server.server_activate()
+        except BaseException:
+            server.server_close()
+            raise
+        return server
+
     def server_bind(self):
-        """Apply the reuse options, bind, and record the bound address."""
+        """Apply the reuse options, bind, and record the bound address.
+
+        A socket from systemd (``from_systemd``) is bound already: only its
+        address is recorded.
+        """
+        if self._csock_inherited:
+            self.server_address = self.socket.getsockname()
+            return
         if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if (getattr(self, "allow_reuse_port", False)

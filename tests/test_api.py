@@ -60,10 +60,11 @@ def test_same_kind_and_mro(name):
 
 # Documented options beyond socketserver, and the classes that carry them.
 BEYOND_STDLIB = {
+    csockserver.BaseServer: {"systemd_notify"},
     csockserver.ThreadingMixIn: {"max_threads", "max_queued",
                                  "thread_idle_timeout"},
     csockserver.TCPServer: {"proxy_protocol", "proxy_protocol_timeout",
-                            "proxy_protocol_from"},
+                            "proxy_protocol_from", "from_systemd"},
     csockserver.StreamRequestHandler: {"read_deadline"},
 }
 

@@ -1,0 +1,677 @@
+"""systemd integration: socket activation, sd_notify and the watchdog.
+
+systemd's side is played for real and in small: the notification socket is
+an AF_UNIX datagram socket the test binds and reads (which is all systemd
+does), and socket activation is a launcher that does what systemd does
+between fork() and exec(): move the sockets to fd 3 on, set LISTEN_FDS,
+LISTEN_PID (its own pid, which exec keeps) and LISTEN_FDNAMES, then exec
+the service.  Where systemd-socket-activate is installed, one more test
+lets systemd's own tool do it.
+
+These run on whichever engine the suite runs on; the children inherit the
+choice (``child_env``).
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+import csockserver
+from csockserver import _systemd
+from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
+                      needs_fork, recv_line, serving, stream_client, wait_for)
+
+SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
+                "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
+
+
+@pytest.fixture(autouse=True)
+def no_systemd(monkeypatch):
+    """Start every test outside systemd, whatever runs the suite."""
+    for name in SYSTEMD_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+class Echo(csockserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+
+
+class NotifyingServer(csockserver.TCPServer):
+    systemd_notify = True
+
+
+class FakeSystemd:
+    """The manager's end of NOTIFY_SOCKET: a datagram socket we read."""
+
+    def __init__(self, address):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(address)
+        self.sock.settimeout(CLIENT_TIMEOUT)
+        self.address = address
+
+    @property
+    def env_value(self):
+        if self.address.startswith("\0"):
+            return "@" + self.address[1:]
+        return self.address
+
+    def recv(self, timeout=CLIENT_TIMEOUT):
+        self.sock.settimeout(timeout)
+        return self.sock.recv(4096).decode()
+
+    def pending(self):
+        """Every message already queued, without waiting."""
+        messages = []
+        self.sock.setblocking(False)
+        try:
+            while True:
+                messages.append(self.sock.recv(4096).decode())
+        except BlockingIOError:
+            return messages
+        finally:
+            self.sock.settimeout(CLIENT_TIMEOUT)
+
+    def close(self):
+        self.sock.close()
+
+
+@pytest.fixture
+def fake_systemd(unix_path, monkeypatch):
+    manager = FakeSystemd(unix_path("notify"))
+    monkeypatch.setenv("NOTIFY_SOCKET", manager.env_value)
+    yield manager
+    manager.close()
+
+
+def echo_once(server):
+    with stream_client(server) as client:
+        client.sendall(b"ping\n")
+        assert recv_line(client) == b"ping\n"
+
+
+# -- sd_notify -------------------------------------------------------------
+
+def test_notify_sends_one_datagram(fake_systemd):
+    assert _systemd.notify("STATUS=warming up\nEXTEND_TIMEOUT_USEC=5")
+    assert fake_systemd.recv() == "STATUS=warming up\nEXTEND_TIMEOUT_USEC=5"
+
+
+def test_notify_abstract_socket_name(monkeypatch):
+    name = "\0csockserver-test-%d-%d" % (os.getpid(), time.monotonic_ns())
+    manager = FakeSystemd(name)
+    try:
+        monkeypatch.setenv("NOTIFY_SOCKET", manager.env_value)
+        assert manager.env_value.startswith("@")
+        assert _systemd.ready()
+        assert manager.recv() == "READY=1\nMAINPID=%d" % os.getpid()
+    finally:
+        manager.close()
+
+
+def test_notify_without_socket_is_a_no_op():
+    assert _systemd.notify("READY=1") is False
+    assert _systemd.Watchdog.from_environment() is None
+
+
+def test_notify_to_a_missing_socket_does_not_raise(unix_path, monkeypatch):
+    monkeypatch.setenv("NOTIFY_SOCKET", unix_path("gone"))
+    assert _systemd.notify("READY=1") is False
+    monkeypatch.setenv("NOTIFY_SOCKET", "vsock:2:1234")  # not spoken here
+    assert _systemd.notify("READY=1") is False
+
+
+def test_reloading_carries_the_monotonic_clock(fake_systemd):
+    before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    _systemd.reloading()
+    after = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+    first, second = fake_systemd.recv().split("\n")
+    assert first == "RELOADING=1"
+    name, _, usec = second.partition("=")
+    assert name == "MONOTONIC_USEC" and before <= int(usec) <= after
+    _systemd.stopping()
+    assert fake_systemd.recv() == "STOPPING=1"
+
+
+# -- serve_forever and systemd_notify --------------------------------------
+
+def test_serve_forever_says_ready_then_stopping(fake_systemd):
+    with NotifyingServer(("127.0.0.1", 0), Echo) as server:
+        with serving(server):
+            assert fake_systemd.recv() == "READY=1\nMAINPID=%d" % os.getpid()
+            echo_once(server)
+        assert fake_systemd.recv() == "STOPPING=1"
+        assert fake_systemd.pending() == []  # no watchdog was asked for
+
+
+def test_systemd_notify_is_off_by_default(fake_systemd):
+    with csockserver.TCPServer(("127.0.0.1", 0), Echo) as server:
+        with serving(server):
+            echo_once(server)
+    assert fake_systemd.pending() == []
+
+
+def test_systemd_notify_outside_systemd_serves(unix_path, monkeypatch):
+    # No NOTIFY_SOCKET, then one nobody listens on: serving goes on.
+    for value in (None, unix_path("gone")):
+        if value is not None:
+            monkeypatch.setenv("NOTIFY_SOCKET", value)
+        with NotifyingServer(("127.0.0.1", 0), Echo) as server:
+            with serving(server):
+                echo_once(server)
+
+
+class Collector:
+    """Reads the fake manager's messages with their arrival times."""
+
+    def __init__(self, manager):
+        self.manager = manager
+        self.messages = []
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.done.is_set():
+            try:
+                message = self.manager.recv(timeout=0.05)
+            except socket.timeout:
+                continue
+            self.messages.append((time.monotonic(), message))
+            if message == "STOPPING=1":
+                return
+
+    def names(self):
+        return [message for _, message in self.messages]
+
+    def stop(self):
+        self.thread.join(JOIN_TIMEOUT)
+        self.done.set()
+        self.thread.join(JOIN_TIMEOUT)
+
+
+WATCHDOG_USEC = 400000          # systemd's limit: 0.4 s without a ping
+WATCHDOG_LIMIT = WATCHDOG_USEC / 1e6
+
+
+def test_watchdog_pings_between_ready_and_stopping(fake_systemd,
+                                                   monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getpid()))
+    collector = Collector(fake_systemd)
+    with NotifyingServer(("127.0.0.1", 0), Echo) as server:
+        with serving(server, poll_interval=30):  # the watchdog wakes it
+            assert wait_for(lambda: len(collector.messages) >= 6)
+            echo_once(server)
+            assert "service_actions" in vars(server)  # the pinging shadow
+        assert "service_actions" not in vars(server)
+    collector.stop()
+    names = collector.names()
+    assert names[0] == "READY=1\nMAINPID=%d" % os.getpid()
+    assert names[-1] == "STOPPING=1"
+    assert set(names[1:-1]) == {"WATCHDOG=1"}
+    times = [when for when, _ in collector.messages]
+    assert max(b - a for a, b in zip(times, times[1:])) < WATCHDOG_LIMIT
+
+
+def test_watchdog_stops_while_the_loop_hangs(fake_systemd, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
+    release = threading.Event()
+    hung = {}
+
+    class Stuck(csockserver.BaseRequestHandler):
+        def handle(self):       # runs on the loop's own thread
+            hung["from"] = time.monotonic()
+            release.wait(JOIN_TIMEOUT)
+            hung["to"] = time.monotonic()
+
+    collector = Collector(fake_systemd)
+    with NotifyingServer(("127.0.0.1", 0), Stuck) as server:
+        with serving(server):
+            assert wait_for(lambda: len(collector.messages) >= 3)
+            with stream_client(server):
+                assert wait_for(lambda: "from" in hung)
+                time.sleep(3 * WATCHDOG_LIMIT)
+                release.set()
+            count = len(collector.messages)
+            assert wait_for(lambda: len(collector.messages) >= count + 2)
+    collector.stop()
+    during = [message for when, message in collector.messages
+              if hung["from"] + 0.05 < when < hung["to"]]
+    after = [message for when, message in collector.messages
+             if when > hung["to"]]
+    assert during == []
+    assert "WATCHDOG=1" in after
+
+
+def test_watchdog_for_another_pid_is_not_ours(fake_systemd, monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "100000")
+    monkeypatch.setenv("WATCHDOG_PID", str(os.getppid()))
+    with NotifyingServer(("127.0.0.1", 0), Echo) as server:
+        with serving(server):
+            assert fake_systemd.recv().startswith("READY=1\n")
+            time.sleep(0.1)
+            assert "service_actions" not in vars(server)
+    assert fake_systemd.pending() == ["STOPPING=1"]
+
+
+def test_watchdog_keeps_service_actions_and_threads(fake_systemd,
+                                                    monkeypatch):
+    monkeypatch.setenv("WATCHDOG_USEC", "200000")
+    calls = []
+
+    class Server(csockserver.ThreadingTCPServer):
+        systemd_notify = True
+
+        def service_actions(self):
+            calls.append(1)
+
+    with Server(("127.0.0.1", 0), Echo) as server:
+        own = server.service_actions = lambda: calls.append(2)
+        with serving(server, poll_interval=30):
+            for _ in range(3):
+                echo_once(server)
+            assert wait_for(lambda: calls.count(2) >= 5)
+        assert vars(server)["service_actions"] is own
+    assert 1 not in calls  # the instance's own one was the one called
+    messages = fake_systemd.pending()
+    assert messages[0].startswith("READY=1\n")
+    assert messages[-1] == "STOPPING=1"
+    assert messages.count("WATCHDOG=1") >= 2
+
+
+PREFORK_SERVICE = r"""
+import os, sys
+import csockserver
+
+class Echo(csockserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"%d\n" % os.getpid())
+
+class Server(csockserver.PreforkTCPServer):
+    systemd_notify = True
+    processes = 2
+
+with Server(("127.0.0.1", 0), Echo) as server:
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+"""
+
+
+class CredentialedSystemd(FakeSystemd):
+    """A FakeSystemd that also learns each sender's pid (SO_PASSCRED), as
+    systemd does to apply NotifyAccess=main."""
+
+    def __init__(self, address):
+        super().__init__(address)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+
+    def recv_from(self, timeout=CLIENT_TIMEOUT):
+        """(sender pid, message)."""
+        self.sock.settimeout(timeout)
+        size = struct.calcsize("3i")
+        data, ancillary, _, _ = self.sock.recvmsg(
+            4096, socket.CMSG_SPACE(size))
+        for level, kind, payload in ancillary:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                return struct.unpack("3i", payload[:size])[0], data.decode()
+        raise AssertionError("no credentials on %r" % data)
+
+
+@needs_fork
+def test_prefork_supervisor_speaks_for_the_service(unix_path):
+    """A prefork server under Type=notify with a watchdog: only the
+    supervisor sends; READY=1 once its workers serve, RELOADING=1 (with
+    MONOTONIC_USEC) on SIGHUP and READY=1 when the new workers serve,
+    WATCHDOG=1 pings meanwhile, STOPPING=1 on SIGTERM."""
+    manager = CredentialedSystemd(unix_path("notify"))
+    env = child_env()
+    env.update(NOTIFY_SOCKET=manager.address, WATCHDOG_USEC="400000")
+    proc = subprocess.Popen([PYTHON, "-c", PREFORK_SERVICE], env=env,
+                            stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    sent = []       # (pid, message), all of them
+
+    def next_state():
+        """The next message that is not a watchdog ping."""
+        while True:
+            pid, message = manager.recv_from()
+            sent.append((pid, message))
+            if message != "WATCHDOG=1":
+                return message
+
+    try:
+        port = int(proc.stdout.readline())
+        assert next_state() == "READY=1\nMAINPID=%d" % proc.pid
+        with socket.create_connection(("127.0.0.1", port),
+                                      timeout=CLIENT_TIMEOUT) as client:
+            client.sendall(b"\n")
+            worker = int(client.makefile("rb").readline())
+        assert worker != proc.pid
+        hup = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        proc.send_signal(signal.SIGHUP)
+        reloading, usec = next_state().split("\n")
+        assert reloading == "RELOADING=1"
+        assert usec.startswith("MONOTONIC_USEC=")
+        assert int(usec.split("=")[1]) >= hup
+        assert next_state() == "READY=1\nMAINPID=%d" % proc.pid
+        time.sleep(0.5)                  # a few watchdog periods
+        proc.send_signal(signal.SIGTERM)
+        assert next_state() == "STOPPING=1"
+        assert proc.wait(JOIN_TIMEOUT) == 0
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(JOIN_TIMEOUT)
+        proc.stdout.close()
+        manager.close()
+    assert {pid for pid, _ in sent} == {proc.pid}
+    assert sum(message == "WATCHDOG=1" for _, message in sent) >= 3
+
+
+# -- socket activation: the environment ------------------------------------
+
+def test_listen_fds_for_another_pid(monkeypatch):
+    monkeypatch.setenv("LISTEN_PID", str(os.getppid()))
+    monkeypatch.setenv("LISTEN_FDS", "1")
+    monkeypatch.setenv("LISTEN_FDNAMES", "web")
+    assert _systemd.listen_fds() == []
+    for name in ("LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"):
+        assert name not in os.environ  # not ours, nor our children's
+
+
+def test_from_systemd_without_sockets():
+    with pytest.raises(RuntimeError, match="systemd passed no socket"):
+        csockserver.TCPServer.from_systemd(Echo)
+
+
+# -- socket activation: a service started the way systemd starts one --------
+
+# Between fork() and exec(), what systemd does: the sockets to fd 3 on, the
+# variables (LISTEN_PID is the launcher's pid, kept by exec), then exec.
+LAUNCHER = r"""
+import fcntl, os, sys
+fds, listen_pid, names, script = sys.argv[1:5]
+fds = [int(fd) for fd in fds.split(",")]
+moved = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 100) for fd in fds]
+for fd in fds:
+    os.close(fd)
+for i, fd in enumerate(moved):
+    os.dup2(fd, 3 + i)  # inheritable
+    os.close(fd)
+os.environ["LISTEN_FDS"] = str(len(fds))
+if listen_pid == "self":
+    listen_pid = str(os.getpid())
+os.environ["LISTEN_PID"] = listen_pid
+if names:
+    os.environ["LISTEN_FDNAMES"] = names
+os.execv(sys.executable, [sys.executable, "-c", script] + sys.argv[5:])
+"""
+
+# The service's first lines: what it inherited, and what its children see.
+PRELUDE = r"""
+import json, os, subprocess, sys
+import csockserver
+from csockserver import _systemd
+
+def report(**values):
+    print(json.dumps(values), flush=True)
+
+def children_see():
+    code = ("import os; "
+            "print([k for k in os.environ if k.startswith('LISTEN_')])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                         text=True, check=True).stdout.strip()
+    return {"exec": out,
+            "here": [k for k in os.environ if k.startswith("LISTEN_")]}
+
+class Echo(csockserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+
+class DatagramEcho(csockserver.DatagramRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.read())
+"""
+
+
+def launch(socks, script, listen_pid="self", names="", env=None):
+    """Start *script* as systemd would start a service with *socks*."""
+    fds = [sock.fileno() for sock in socks]
+    proc = subprocess.Popen(
+        [PYTHON, "-c", LAUNCHER, ",".join(map(str, fds)), listen_pid, names,
+         PRELUDE + script],
+        pass_fds=fds, env=dict(child_env(), **(env or {})),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    for sock in socks:
+        sock.close()  # the service's now, as with systemd's copy
+    return proc
+
+
+def finish(proc):
+    """The reports the service printed; it must exit cleanly."""
+    try:
+        out, err = proc.communicate(timeout=JOIN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise AssertionError("the service did not exit")
+    assert proc.returncode == 0, err
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def tcp_listener():
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock
+
+
+def test_socket_activation_serves_a_request():
+    listener = tcp_listener()
+    address = listener.getsockname()
+    proc = launch([listener], r"""
+server = csockserver.TCPServer.from_systemd(Echo)
+report(engine=csockserver.IMPLEMENTATION, address=server.server_address,
+       fd=server.fileno(), inheritable=os.get_inheritable(server.fileno()),
+       passed=_systemd.listen_fds(), children=children_see())
+server.handle_request()
+server.server_close()
+""")
+    with socket.create_connection(address, timeout=CLIENT_TIMEOUT) as client:
+        client.sendall(b"through systemd\n")
+        assert recv_line(client) == b"through systemd\n"
+    [report] = finish(proc)
+    assert report["engine"] == csockserver.IMPLEMENTATION
+    assert tuple(report["address"]) == address
+    assert report["fd"] == 3 and report["inheritable"] is False
+    assert report["passed"] == [[3, "unknown"]]  # still known, once read
+    assert report["children"] == {"exec": "[]", "here": []}
+
+
+def test_socket_activation_by_name_index_and_type(unix_path):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    udp_address = udp.getsockname()
+    path = unix_path("ctl")
+    unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    unix.bind(path)
+    unix.listen()
+    proc = launch([udp, unix], r"""
+passed = _systemd.listen_fds()
+errors = {}
+try:
+    csockserver.TCPServer.from_systemd(Echo, index=0)
+except ValueError as exc:
+    errors["type"] = str(exc)
+try:
+    csockserver.TCPServer.from_systemd(Echo, index=2)
+except IndexError as exc:
+    errors["index"] = str(exc)
+control = csockserver.UnixStreamServer.from_systemd(Echo, index=1)
+try:
+    csockserver.UnixStreamServer.from_systemd(Echo, index=1)
+except RuntimeError as exc:
+    errors["again"] = str(exc)
+dns = csockserver.ThreadingUDPServer.from_systemd(DatagramEcho, index=0)
+report(passed=passed, errors=errors, control=control.server_address,
+       family=int(control.address_family), dns=dns.server_address)
+dns.handle_request()
+control.handle_request()
+dns.server_close()
+control.server_close()
+""", names="dns:control")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+        client.settimeout(CLIENT_TIMEOUT)
+        client.sendto(b"datagram", udp_address)
+        assert client.recv(100) == b"datagram"
+    with socket.socket(socket.AF_UNIX) as client:
+        client.settimeout(CLIENT_TIMEOUT)
+        client.connect(path)
+        client.sendall(b"unix\n")
+        assert recv_line(client) == b"unix\n"
+    [report] = finish(proc)
+    assert report["passed"] == [[3, "dns"], [4, "control"]]
+    assert report["errors"] == {
+        "type": "TCPServer needs a SOCK_STREAM socket, but fd 3 ('dns') "
+                "from systemd is SOCK_DGRAM",
+        "index": "socket index 2, but systemd passed 2",
+        "again": "fd 4 ('control') from systemd was already taken by "
+                 "another server",
+    }
+    assert report["control"] == path
+    assert report["family"] == socket.AF_UNIX
+    assert tuple(report["dns"]) == udp_address
+
+
+def test_socket_activation_for_another_pid_is_ignored():
+    listener = tcp_listener()
+    proc = launch([listener], r"""
+try:
+    csockserver.TCPServer.from_systemd(Echo)
+except RuntimeError as exc:
+    error = str(exc)
+report(error=error, passed=_systemd.listen_fds(),
+       fd3_inheritable=os.get_inheritable(3), children=children_see())
+""", listen_pid=str(os.getpid()))
+    [report] = finish(proc)
+    assert report["error"].startswith("systemd passed no socket")
+    assert report["passed"] == []
+    assert report["fd3_inheritable"] is True  # not touched: not ours
+    assert report["children"] == {"exec": "[]", "here": []}
+
+
+def test_from_systemd_calls_the_bind_and_activate_hooks():
+    listener = tcp_listener()
+    address = listener.getsockname()
+    proc = launch([listener], r"""
+from csockserver.http import HTTPServer, BaseHTTPRequestHandler
+calls = []
+
+class Server(HTTPServer):
+    request_queue_size = 7
+
+    def server_bind(self):
+        calls.append("bind")
+        super().server_bind()
+
+    def server_activate(self):
+        calls.append("activate")
+        super().server_activate()
+
+server = Server.from_systemd(BaseHTTPRequestHandler)
+report(calls=calls, port=server.server_port, name=bool(server.server_name))
+server.server_close()
+""")
+    [report] = finish(proc)
+    assert report == {"calls": ["bind", "activate"], "port": address[1],
+                      "name": True}
+
+
+def test_socket_activation_with_notify_and_sigterm(unix_path):
+    manager = FakeSystemd(unix_path("notify"))
+    listener = tcp_listener()
+    address = listener.getsockname()
+    proc = launch([listener], r"""
+import signal
+
+class Server(csockserver.ThreadingTCPServer):
+    systemd_notify = True
+
+server = Server.from_systemd(Echo)
+
+def on_sigterm(signum, frame):  # how systemd stops a service
+    server._BaseServer__shutdown_request = True
+signal.signal(signal.SIGTERM, on_sigterm)
+server.serve_forever()
+server.server_close()
+""", env={"NOTIFY_SOCKET": manager.env_value})
+    try:
+        assert manager.recv() == "READY=1\nMAINPID=%d" % proc.pid
+        with socket.create_connection(address,
+                                      timeout=CLIENT_TIMEOUT) as client:
+            client.sendall(b"notified\n")
+            assert recv_line(client) == b"notified\n"
+        proc.terminate()
+        assert manager.recv() == "STOPPING=1"
+        finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        manager.close()
+
+
+# -- with systemd's own launcher ---------------------------------------------
+
+@pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
+                    reason="systemd-socket-activate is not installed")
+def test_systemd_socket_activate():
+    with socket.socket() as probe:   # a free port, for the tool to bind
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = child_env()
+    passed = [name for name in ("PYTHONPATH", "CSOCKSERVER_NO_EXTENSIONS")
+              if name in env]
+    proc = subprocess.Popen(
+        ["systemd-socket-activate", "--listen=127.0.0.1:%d" % port,
+         "--fdname=web"] + ["--setenv=" + name for name in passed]
+        + [PYTHON, "-c", PRELUDE + r"""
+server = csockserver.TCPServer.from_systemd(Echo)
+report(engine=csockserver.IMPLEMENTATION, passed=_systemd.listen_fds(),
+       children=children_see())
+server.handle_request()
+server.server_close()
+"""], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # The tool binds, then starts the service on the first connection.
+        def connect():
+            try:
+                return socket.create_connection(("127.0.0.1", port),
+                                                timeout=CLIENT_TIMEOUT)
+            except ConnectionRefusedError:
+                return None
+        client = wait_for(connect)
+        assert client is not None, "systemd-socket-activate never listened"
+        with client:
+            client.sendall(b"the real thing\n")
+            assert recv_line(client) == b"the real thing\n"
+        [report] = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert report["engine"] == csockserver.IMPLEMENTATION
+    assert report["passed"] == [[3, "web"]]
+    assert report["children"] == {"exec": "[]", "here": []}
