@@ -11,6 +11,7 @@ carry one.
 
 import gc
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -353,3 +354,23 @@ def child_env():
 
 
 PYTHON = sys.executable
+
+
+@pytest.fixture
+def fds_for_connections():
+    """A function that makes room in RLIMIT_NOFILE for both ends of *n*
+    connections in this process (and 200 fds to spare), skipping the test
+    when the hard limit cannot give that many; the limit is restored."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def make_room(n):
+        needed = 2 * n + 200
+        if soft != resource.RLIM_INFINITY and soft < needed:
+            if hard != resource.RLIM_INFINITY and hard < needed:
+                pytest.skip("ulimit -n is %d (hard %d): %d connections need "
+                            "%d fds" % (soft, hard, n, needed))
+            resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    try:
+        yield make_room
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

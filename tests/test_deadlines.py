@@ -15,7 +15,6 @@ fails: the trickling clients are never cut off.
 """
 
 import contextlib
-import resource
 import select
 import socket
 import threading
@@ -206,28 +205,12 @@ def test_normal_clients_are_served_while_one_trickles():
 SLOW_CLIENTS = 300
 
 
-@pytest.fixture
-def fds_for_slow_clients():
-    """Both ends of SLOW_CLIENTS connections in this process, and room to
-    spare; skips when the hard limit cannot give that many."""
-    needed = 2 * SLOW_CLIENTS + 200
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        if hard != resource.RLIM_INFINITY and hard < needed:
-            pytest.skip("ulimit -n is %d (hard %d): %d connections need %d "
-                        "fds" % (soft, hard, SLOW_CLIENTS, needed))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-
-
-def test_300_slow_clients_do_not_stop_a_normal_one(fds_for_slow_clients):
+def test_300_slow_clients_do_not_stop_a_normal_one(fds_for_connections):
     """300 clients each send part of a line: half then go silent, half
     trickle a byte now and then.  A normal client is answered promptly all
     the same; at the deadline every slow connection is closed, and the
     request threads go back to idle."""
+    fds_for_connections(SLOW_CLIENTS)
     deadline = 2.5
     seen = Seen()
     server = make_server(echo_handler(seen, read_deadline=deadline))

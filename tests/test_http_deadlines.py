@@ -263,11 +263,12 @@ def test_later_request_stalling_is_answered_408():
 
 # -- many slowloris clients ---------------------------------------------------
 
-def test_slowloris_clients_do_not_stop_a_normal_one():
-    """100 clients each send half a request and stall; a normal client is
+def test_slowloris_clients_do_not_stop_a_normal_one(fds_for_connections):
+    """300 clients each send half a request and stall; a normal client is
     answered at once, and every stalled one gets 408 at the deadline."""
-    count = 100
-    limit = 2.0
+    count = 300
+    limit = 3.0
+    fds_for_connections(count)
     log = Log()
     server = make_server(handler_class(log, request_timeout=limit))
     slow = []
