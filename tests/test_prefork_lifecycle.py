@@ -343,6 +343,7 @@ def test_shutdown_waits_for_a_request_within_graceful_timeout():
             sup.signal(signal.SIGTERM)
             assert int(replies.readline().split()[0]) == pid
         assert sup.proc.wait(JOIN_TIMEOUT) == 0
+        sup.reader.join(JOIN_TIMEOUT)  # it may lag behind the exit
         assert sup.returned
 
 
@@ -358,6 +359,7 @@ def test_shutdown_kills_a_request_that_outlasts_graceful_timeout():
             assert sup.proc.wait(JOIN_TIMEOUT) == 0
             assert time.monotonic() - asked >= 0.5
             assert replies.readline() == b""
+        sup.reader.join(JOIN_TIMEOUT)  # it may lag behind the exit
         assert sup.returned
         assert not is_running(pid, sup.pgid)
 
