@@ -108,9 +108,7 @@ class PreforkMixIn:
     def server_bind(self):
         """Bind as usual, with SO_REUSEPORT first for reuse_port_per_worker
         (the workers' sockets can join only a socket bound with it)."""
-        # A socket from systemd came bound: ReusePort= in its unit decides.
-        if (self.reuse_port_per_worker and hasattr(socket, "SO_REUSEPORT")
-                and not getattr(self, "_csock_inherited", False)):
+        if self.reuse_port_per_worker and hasattr(socket, "SO_REUSEPORT"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         super().server_bind()
 
@@ -221,13 +219,7 @@ class _Supervisor:
         self.signals = []          # caught, for the loop to act on
         self.caught = ()           # the signals whose handlers are ours
         self.prctl = _find_prctl()
-        # systemd_notify: the supervisor speaks for the service (workers
-        # never do): READY=1 once a generation all serves, RELOADING=1 on
-        # SIGHUP, STOPPING=1, and the watchdog's pings from this loop.
-        self.notify = server.systemd_notify
-        self.announced = False     # READY=1 sent for this generation
-        self.watchdog = (_systemd.Watchdog.from_environment()
-                         if self.notify else None)
+        self.systemd = _systemd.Supervision(server.systemd_notify)
 
     def run(self):
         server = self.server
@@ -247,8 +239,7 @@ class _Supervisor:
             os.set_blocking(fd, False)
             self._loop(waker, reaper, link)
         finally:
-            if self.notify:
-                _systemd.stopping()
+            self.systemd.stopping()
             try:
                 self._stop_workers(reaper)
             finally:
@@ -291,12 +282,11 @@ class _Supervisor:
             poller.register(fd, select.POLLIN)
         main = threading.current_thread() is threading.main_thread()
         while not server._csock_stop:
+            self.systemd.tick()
             self._act_on_signals()
             self._start_missing(reaper, link)
             self._retire_superseded()
             self._kill_overdue()
-            if self.watchdog is not None:
-                self.watchdog.tick()
             events = poller.poll(self._wait(main, reaper))
             for fd, _ in events:
                 if fd == waker.fileno():
@@ -309,9 +299,8 @@ class _Supervisor:
     def _wait(self, main, reaper):
         """How long the loop may sleep, in poll()'s milliseconds."""
         now = time.monotonic()
-        bounds = [SIGNAL_CHECK_INTERVAL if main else None]
-        if self.watchdog is not None:
-            bounds.append(self.watchdog.every)
+        bounds = [SIGNAL_CHECK_INTERVAL if main else None,
+                  self.systemd.wait()]
         if self._missing():
             bounds.append(max(0.0, self.restart_at - now))
         if not reaper.works:
@@ -329,9 +318,7 @@ class _Supervisor:
                 # A fresh set of workers; the current ones retire once it
                 # is up (_retire_superseded).
                 self.generation += 1
-                if self.notify:
-                    _systemd.reloading()
-                    self.announced = False
+                self.systemd.reloading()
             elif signum == signal.SIGTTIN:
                 self.count += 1            # started by _start_missing
             elif signum == signal.SIGTTOU and self.count > 1:
@@ -377,12 +364,10 @@ class _Supervisor:
         serving = self._serving()
         if sum(worker.ready for worker in serving) < self.count:
             return
-        if self.notify and not self.announced:
-            _systemd.ready()
-            self.announced = True
         for worker in list(self.workers.values()):
             if worker.generation != self.generation:
                 self._retire(worker)
+        self.systemd.serving(self.generation)
 
     def _retire(self, worker):
         """Ask a worker to stop accepting, finish its requests and exit."""

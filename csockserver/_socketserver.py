@@ -84,7 +84,7 @@ def _serve_systemd(server, poll_interval):
     service.  While serving, ``service_actions`` is shadowed on the instance
     by one that calls it and then ``Watchdog.tick()``; the engine then calls
     it after every request and, when idle, at least every
-    ``Watchdog.every`` seconds, instead of sleeping until there is work (a
+    ``Watchdog.wake`` seconds, instead of sleeping until there is work (a
     ThreadingMixIn server then accepts on its loop, not on its workers).
     """
     watchdog = _systemd.Watchdog.from_environment()
@@ -97,8 +97,8 @@ def _serve_systemd(server, poll_interval):
             actions()
             watchdog.tick()
         server.service_actions = ticking
-        if poll_interval is None or poll_interval > watchdog.every:
-            poll_interval = watchdog.every
+        if poll_interval is None or poll_interval > watchdog.wake:
+            poll_interval = watchdog.wake
     _systemd.ready()
     try:
         if watchdog is not None:
@@ -323,8 +323,8 @@ class TCPServer(BaseServer):
         server_activate() are then called as the constructor would, so that
         overrides of them still run: server_bind() does not bind a socket
         that came bound, it only records ``server_address``; the stock
-        server_activate() calls listen() again, which sets the backlog to
-        ``request_queue_size`` in place of the unit's ``Backlog=``.
+        server_activate() does not listen() again on a socket that listens
+        already, so the unit's ``Backlog=`` stays.
         """
         fds = _systemd.listen_fds()
         if not fds:
@@ -346,6 +346,9 @@ class TCPServer(BaseServer):
                 "%s needs a %s socket, but fd %d (%r) from systemd is %s"
                 % (cls.__name__, socket.SocketKind(cls.socket_type).name,
                    fd, name, sock.type.name))
+        # The object starts out believing the fd is in the default mode;
+        # make it so (NonBlocking=yes passes it non-blocking).
+        sock.settimeout(socket.getdefaulttimeout())
         try:
             server = cls(sock.getsockname(), RequestHandlerClass,
                          bind_and_activate=False, **kwargs)
@@ -383,7 +386,13 @@ class TCPServer(BaseServer):
         self.server_address = self.socket.getsockname()
 
     def server_activate(self):
-        """Start listening with a backlog of ``request_queue_size``."""
+        """Start listening with a backlog of ``request_queue_size``.
+
+        A socket from systemd that listens already keeps its backlog.
+        """
+        if self._csock_inherited and self.socket.getsockopt(
+                socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            return
         self.socket.listen(self.request_queue_size)
 
     def server_close(self):

@@ -13,8 +13,8 @@ named by ``NOTIFY_SOCKET``; ``notify()`` sends one, and ``ready()``,
 
 Called by ``TCPServer.from_systemd`` and by ``BaseServer.serve_forever``
 when ``systemd_notify`` is set; a supervisor of worker processes (prefork)
-calls ``ready()``, ``stopping()``, ``reloading()`` and ``Watchdog.tick()``
-itself.  Imports nothing of csockserver.
+tells systemd through a ``Supervision``, and its workers tell it nothing.
+Imports nothing of csockserver.
 """
 
 import os
@@ -111,15 +111,16 @@ class Watchdog:
     """WATCHDOG=1 pings, sent by ``tick()`` from the loop they vouch for.
 
     systemd restarts a service that goes ``WATCHDOG_USEC`` without a ping;
-    sd_watchdog_enabled(3) advises pinging every half of that.  The loop
-    calls ``tick()`` at least every ``every`` seconds (a quarter of
-    ``WATCHDOG_USEC``) and ``tick()`` pings when ``every`` has passed
-    since the last ping, so pings are at most half the limit apart while
-    the loop runs, and stop when it hangs.
+    sd_watchdog_enabled(3) advises a ping every half of that (``every``).
+    The loop calls ``tick()`` at least every ``wake`` seconds (a quarter
+    of ``every``) and ``tick()`` pings once ``every - wake`` has passed
+    since the last ping, so pings come between 3/8 and 1/2 of the limit
+    apart while the loop runs, and stop when it hangs.
     """
 
     def __init__(self, usec):
-        self.every = usec / 4e6
+        self.every = usec / 2e6
+        self.wake = self.every / 4
         self.last = None
 
     @classmethod
@@ -138,6 +139,45 @@ class Watchdog:
     def tick(self):
         """Ping if a ping is due; cheap enough to call after every request."""
         now = time.monotonic()
-        if self.last is None or now - self.last >= self.every:
+        if self.last is None or now - self.last >= self.every - self.wake:
             self.last = now
             notify("WATCHDOG=1")
+
+
+class Supervision:
+    """What the supervisor of worker processes (prefork) tells systemd.
+
+    READY=1 once a generation of workers all serve (the first one, then
+    each reload's), RELOADING=1 as a reload begins, STOPPING=1, and the
+    watchdog pings of the supervisor's loop, which therefore vouch for the
+    supervisor (that restarts dead workers), not for each worker's loop.
+    Every method does nothing unless *enabled* (``systemd_notify``).
+    """
+
+    def __init__(self, enabled):
+        self.enabled = enabled
+        self.watchdog = Watchdog.from_environment() if enabled else None
+        self.announced = None   # the generation READY=1 was sent for
+
+    def wait(self):
+        """The longest the supervisor may sleep, in seconds, or None."""
+        return None if self.watchdog is None else self.watchdog.wake
+
+    def tick(self):
+        """Called on every turn of the supervisor's loop."""
+        if self.watchdog is not None:
+            self.watchdog.tick()
+
+    def serving(self, generation):
+        """All of *generation*'s workers serve: READY=1, once for each."""
+        if self.enabled and generation != self.announced:
+            self.announced = generation
+            ready()
+
+    def reloading(self):
+        if self.enabled:
+            reloading()
+
+    def stopping(self):
+        if self.enabled:
+            stopping()

@@ -12,11 +12,13 @@ These run on whichever engine the suite runs on; the children inherit the
 choice (``child_env``).
 """
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import socket
+import statistics
 import struct
 import subprocess
 import threading
@@ -50,13 +52,29 @@ class NotifyingServer(csockserver.TCPServer):
 
 
 class FakeSystemd:
-    """The manager's end of NOTIFY_SOCKET: a datagram socket we read."""
+    """The manager's end of NOTIFY_SOCKET: a datagram socket we read.
+
+    As systemd does for NotifyAccess=main, it learns each sender's pid from
+    the kernel (SO_PASSCRED): ``senders`` lists them in order of receipt.
+    """
 
     def __init__(self, address):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(address)
         self.sock.settimeout(CLIENT_TIMEOUT)
         self.address = address
+        self.senders = []
+
+    def _recv(self):
+        data, ancillary, _, _ = self.sock.recvmsg(
+            4096, socket.CMSG_SPACE(struct.calcsize("3i")))
+        pid = None
+        for level, kind, value in ancillary:
+            if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS):
+                pid = struct.unpack_from("3i", value)[0]
+        self.senders.append(pid)
+        return data.decode()
 
     @property
     def env_value(self):
@@ -66,7 +84,7 @@ class FakeSystemd:
 
     def recv(self, timeout=CLIENT_TIMEOUT):
         self.sock.settimeout(timeout)
-        return self.sock.recv(4096).decode()
+        return self._recv()
 
     def pending(self):
         """Every message already queued, without waiting."""
@@ -74,7 +92,7 @@ class FakeSystemd:
         self.sock.setblocking(False)
         try:
             while True:
-                messages.append(self.sock.recv(4096).decode())
+                messages.append(self._recv())
         except BlockingIOError:
             return messages
         finally:
@@ -103,6 +121,7 @@ def echo_once(server):
 def test_notify_sends_one_datagram(fake_systemd):
     assert _systemd.notify("STATUS=warming up\nEXTEND_TIMEOUT_USEC=5")
     assert fake_systemd.recv() == "STATUS=warming up\nEXTEND_TIMEOUT_USEC=5"
+    assert fake_systemd.senders == [os.getpid()]
 
 
 def test_notify_abstract_socket_name(monkeypatch):
@@ -198,8 +217,24 @@ class Collector:
         self.thread.join(JOIN_TIMEOUT)
 
 
-WATCHDOG_USEC = 400000          # systemd's limit: 0.4 s without a ping
+WATCHDOG_USEC = 600000          # systemd's limit: 0.6 s without a ping
 WATCHDOG_LIMIT = WATCHDOG_USEC / 1e6
+
+
+def ping_gaps(collector):
+    """Seconds between consecutive WATCHDOG=1 pings."""
+    times = [when for when, message in collector.messages
+             if message == "WATCHDOG=1"]
+    return [b - a for a, b in zip(times, times[1:])]
+
+
+def assert_about_half_the_limit(gaps):
+    # Sent 3/8 to 1/2 of the limit apart; a busy machine may add some.
+    assert len(gaps) >= 3, gaps
+    assert min(gaps) > WATCHDOG_LIMIT / 3, gaps        # not on every wake
+    assert (WATCHDOG_LIMIT / 3 < statistics.median(gaps)
+            < WATCHDOG_LIMIT * 0.55), gaps
+    assert max(gaps) < WATCHDOG_LIMIT * 0.75, gaps     # well within it
 
 
 def test_watchdog_pings_between_ready_and_stopping(fake_systemd,
@@ -209,8 +244,13 @@ def test_watchdog_pings_between_ready_and_stopping(fake_systemd,
     collector = Collector(fake_systemd)
     with NotifyingServer(("127.0.0.1", 0), Echo) as server:
         with serving(server, poll_interval=30):  # the watchdog wakes it
+            assert wait_for(lambda: len(collector.messages) >= 3)
+            # A burst of requests, each followed by service_actions: the
+            # pings keep their pace.
+            deadline = time.monotonic() + WATCHDOG_LIMIT
+            while time.monotonic() < deadline:
+                echo_once(server)
             assert wait_for(lambda: len(collector.messages) >= 6)
-            echo_once(server)
             assert "service_actions" in vars(server)  # the pinging shadow
         assert "service_actions" not in vars(server)
     collector.stop()
@@ -218,8 +258,7 @@ def test_watchdog_pings_between_ready_and_stopping(fake_systemd,
     assert names[0] == "READY=1\nMAINPID=%d" % os.getpid()
     assert names[-1] == "STOPPING=1"
     assert set(names[1:-1]) == {"WATCHDOG=1"}
-    times = [when for when, _ in collector.messages]
-    assert max(b - a for a, b in zip(times, times[1:])) < WATCHDOG_LIMIT
+    assert_about_half_the_limit(ping_gaps(collector))
 
 
 def test_watchdog_stops_while_the_loop_hangs(fake_systemd, monkeypatch):
@@ -279,7 +318,8 @@ def test_watchdog_keeps_service_actions_and_threads(fake_systemd,
         with serving(server, poll_interval=30):
             for _ in range(3):
                 echo_once(server)
-            assert wait_for(lambda: calls.count(2) >= 5)
+            # Woken every 1/8 of the limit: 12 calls span over 3 pings.
+            assert wait_for(lambda: calls.count(2) >= 12)
         assert vars(server)["service_actions"] is own
     assert 1 not in calls  # the instance's own one was the one called
     messages = fake_systemd.pending()
@@ -288,95 +328,30 @@ def test_watchdog_keeps_service_actions_and_threads(fake_systemd,
     assert messages.count("WATCHDOG=1") >= 2
 
 
-PREFORK_SERVICE = r"""
-import os, sys
-import csockserver
-
-class Echo(csockserver.StreamRequestHandler):
-    def handle(self):
-        self.wfile.write(b"%d\n" % os.getpid())
-
-class Server(csockserver.PreforkTCPServer):
-    systemd_notify = True
-    processes = 2
-
-with Server(("127.0.0.1", 0), Echo) as server:
-    print(server.server_address[1], flush=True)
-    server.serve_forever()
-"""
-
-
-class CredentialedSystemd(FakeSystemd):
-    """A FakeSystemd that also learns each sender's pid (SO_PASSCRED), as
-    systemd does to apply NotifyAccess=main."""
-
-    def __init__(self, address):
-        super().__init__(address)
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
-
-    def recv_from(self, timeout=CLIENT_TIMEOUT):
-        """(sender pid, message)."""
-        self.sock.settimeout(timeout)
-        size = struct.calcsize("3i")
-        data, ancillary, _, _ = self.sock.recvmsg(
-            4096, socket.CMSG_SPACE(size))
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
-                return struct.unpack("3i", payload[:size])[0], data.decode()
-        raise AssertionError("no credentials on %r" % data)
-
-
 @needs_fork
-def test_prefork_supervisor_speaks_for_the_service(unix_path):
-    """A prefork server under Type=notify with a watchdog: only the
-    supervisor sends; READY=1 once its workers serve, RELOADING=1 (with
-    MONOTONIC_USEC) on SIGHUP and READY=1 when the new workers serve,
-    WATCHDOG=1 pings meanwhile, STOPPING=1 on SIGTERM."""
-    manager = CredentialedSystemd(unix_path("notify"))
-    env = child_env()
-    env.update(NOTIFY_SOCKET=manager.address, WATCHDOG_USEC="400000")
-    proc = subprocess.Popen([PYTHON, "-c", PREFORK_SERVICE], env=env,
-                            stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    sent = []       # (pid, message), all of them
+def test_prefork_supervisor_alone_notifies_and_pings(fake_systemd,
+                                                    monkeypatch):
+    # No WATCHDOG_PID: a worker that pinged would pass for the service.
+    monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
 
-    def next_state():
-        """The next message that is not a watchdog ping."""
-        while True:
-            pid, message = manager.recv_from()
-            sent.append((pid, message))
-            if message != "WATCHDOG=1":
-                return message
+    class Server(csockserver.PreforkTCPServer):
+        systemd_notify = True
+        processes = 2
 
-    try:
-        port = int(proc.stdout.readline())
-        assert next_state() == "READY=1\nMAINPID=%d" % proc.pid
-        with socket.create_connection(("127.0.0.1", port),
-                                      timeout=CLIENT_TIMEOUT) as client:
-            client.sendall(b"\n")
-            worker = int(client.makefile("rb").readline())
-        assert worker != proc.pid
-        hup = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
-        proc.send_signal(signal.SIGHUP)
-        reloading, usec = next_state().split("\n")
-        assert reloading == "RELOADING=1"
-        assert usec.startswith("MONOTONIC_USEC=")
-        assert int(usec.split("=")[1]) >= hup
-        assert next_state() == "READY=1\nMAINPID=%d" % proc.pid
-        time.sleep(0.5)                  # a few watchdog periods
-        proc.send_signal(signal.SIGTERM)
-        assert next_state() == "STOPPING=1"
-        assert proc.wait(JOIN_TIMEOUT) == 0
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait(JOIN_TIMEOUT)
-        proc.stdout.close()
-        manager.close()
-    assert {pid for pid, _ in sent} == {proc.pid}
-    assert sum(message == "WATCHDOG=1" for _, message in sent) >= 3
+    collector = Collector(fake_systemd)
+    with Server(("127.0.0.1", 0), Echo) as server:
+        with serving(server):
+            assert wait_for(lambda: "READY=1\nMAINPID=%d" % os.getpid()
+                            in collector.names())
+            for _ in range(4):
+                echo_once(server)
+            assert wait_for(lambda: len(collector.messages) >= 6)
+    collector.stop()
+    # Pings may come before READY=1 too (from the supervisor's first turn).
+    assert [name for name in collector.names() if name != "WATCHDOG=1"] == [
+        "READY=1\nMAINPID=%d" % os.getpid(), "STOPPING=1"]
+    assert_about_half_the_limit(ping_gaps(collector))
+    assert set(fake_systemd.senders) == {os.getpid()}  # no worker's
 
 
 # -- socket activation: the environment ------------------------------------
@@ -445,18 +420,41 @@ class DatagramEcho(csockserver.DatagramRequestHandler):
 """
 
 
-def launch(socks, script, listen_pid="self", names="", env=None):
-    """Start *script* as systemd would start a service with *socks*."""
+def launch(socks, script, listen_pid="self", names="", env=None, args=()):
+    """Start *script* as systemd would start a service with *socks*, in a
+    session of its own (``kill_service`` ends it with any children)."""
     fds = [sock.fileno() for sock in socks]
     proc = subprocess.Popen(
         [PYTHON, "-c", LAUNCHER, ",".join(map(str, fds)), listen_pid, names,
-         PRELUDE + script],
+         PRELUDE + script, *args],
         pass_fds=fds, env=dict(child_env(), **(env or {})),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
     for sock in socks:
         sock.close()  # the service's now, as with systemd's copy
     return proc
+
+
+def kill_service(proc):
+    """SIGKILL the service's session (the service and any workers), and
+    return what it wrote to stderr if that was not read yet."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    if proc.returncode is None:
+        return proc.communicate(timeout=JOIN_TIMEOUT)[1]
+    return ""
+
+
+@contextlib.contextmanager
+def talking_to(proc):
+    """A block of client code; if it fails, the service's stderr tells why."""
+    try:
+        yield
+    except BaseException as exc:
+        raise AssertionError("the service said: %s"
+                             % kill_service(proc)) from exc
 
 
 def finish(proc):
@@ -464,8 +462,7 @@ def finish(proc):
     try:
         out, err = proc.communicate(timeout=JOIN_TIMEOUT)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.communicate()
+        kill_service(proc)
         raise AssertionError("the service did not exit")
     assert proc.returncode == 0, err
     return [json.loads(line) for line in out.splitlines()]
@@ -508,7 +505,10 @@ def test_socket_activation_by_name_index_and_type(unix_path):
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     unix.bind(path)
     unix.listen()
-    proc = launch([udp, unix], r"""
+    log_path = unix_path("log")
+    log = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    log.bind(log_path)
+    proc = launch([udp, unix, log], r"""
 passed = _systemd.listen_fds()
 errors = {}
 try:
@@ -516,7 +516,7 @@ try:
 except ValueError as exc:
     errors["type"] = str(exc)
 try:
-    csockserver.TCPServer.from_systemd(Echo, index=2)
+    csockserver.TCPServer.from_systemd(Echo, index=3)
 except IndexError as exc:
     errors["index"] = str(exc)
 control = csockserver.UnixStreamServer.from_systemd(Echo, index=1)
@@ -525,34 +525,86 @@ try:
 except RuntimeError as exc:
     errors["again"] = str(exc)
 dns = csockserver.ThreadingUDPServer.from_systemd(DatagramEcho, index=0)
+logs = csockserver.UnixDatagramServer.from_systemd(DatagramEcho, index=2)
 report(passed=passed, errors=errors, control=control.server_address,
-       family=int(control.address_family), dns=dns.server_address)
-dns.handle_request()
-control.handle_request()
-dns.server_close()
-control.server_close()
-""", names="dns:control")
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
-        client.settimeout(CLIENT_TIMEOUT)
-        client.sendto(b"datagram", udp_address)
-        assert client.recv(100) == b"datagram"
-    with socket.socket(socket.AF_UNIX) as client:
-        client.settimeout(CLIENT_TIMEOUT)
-        client.connect(path)
-        client.sendall(b"unix\n")
-        assert recv_line(client) == b"unix\n"
+       family=int(control.address_family), dns=dns.server_address,
+       logs=logs.server_address)
+for server in (dns, control, logs):
+    server.handle_request()
+for server in (dns, control, logs):   # the threaded one's reply is sent
+    server.server_close()
+""", names="dns:control:log")
+    with talking_to(proc):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(CLIENT_TIMEOUT)
+            client.sendto(b"datagram", udp_address)
+            assert client.recv(100) == b"datagram"
+        with socket.socket(socket.AF_UNIX) as client:
+            client.settimeout(CLIENT_TIMEOUT)
+            client.connect(path)
+            client.sendall(b"unix\n")
+            assert recv_line(client) == b"unix\n"
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as client:
+            client.settimeout(CLIENT_TIMEOUT)
+            client.bind(unix_path("client"))   # somewhere to reply to
+            client.sendto(b"logged", log_path)
+            assert client.recv(100) == b"logged"
     [report] = finish(proc)
-    assert report["passed"] == [[3, "dns"], [4, "control"]]
+    assert report["passed"] == [[3, "dns"], [4, "control"], [5, "log"]]
     assert report["errors"] == {
         "type": "TCPServer needs a SOCK_STREAM socket, but fd 3 ('dns') "
                 "from systemd is SOCK_DGRAM",
-        "index": "socket index 2, but systemd passed 2",
+        "index": "socket index 3, but systemd passed 3",
         "again": "fd 4 ('control') from systemd was already taken by "
                  "another server",
     }
     assert report["control"] == path
     assert report["family"] == socket.AF_UNIX
     assert tuple(report["dns"]) == udp_address
+    assert report["logs"] == log_path
+
+
+def listen_backlog(port):
+    """The backlog of the socket listening on 127.0.0.1:*port*, from ss."""
+    out = subprocess.run(["ss", "-ltn", "sport = :%d" % port],
+                         capture_output=True, text=True, check=True,
+                         timeout=CLIENT_TIMEOUT).stdout
+    [line] = [line for line in out.splitlines()
+              if line.startswith("LISTEN")]
+    return int(line.split()[2])   # Send-Q, for a listening socket
+
+
+@pytest.mark.skipif(shutil.which("ss") is None, reason="needs ss")
+def test_from_systemd_keeps_the_units_backlog_and_sets_the_mode():
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    listening.listen(3)               # Backlog=3
+    listening.setblocking(False)      # NonBlocking=yes
+    bound = socket.socket()           # not listening (not from systemd)
+    bound.bind(("127.0.0.1", 0))
+    # Kept here to look at the sockets once the service has exited.
+    seen = [listening.dup(), bound.dup()]
+    proc = launch([listening, bound], r"""
+import socket
+servers = [csockserver.TCPServer.from_systemd(Echo, index=i)
+           for i in (0, 1)]
+report(blocking=[os.get_blocking(s.fileno()) for s in servers],
+       listening=[s.socket.getsockopt(socket.SOL_SOCKET,
+                                      socket.SO_ACCEPTCONN)
+                  for s in servers])
+""")
+    try:
+        [report] = finish(proc)
+        assert report == {"blocking": [True, True], "listening": [1, 1]}
+        assert os.get_blocking(seen[0].fileno())  # the same description
+        assert listen_backlog(seen[0].getsockname()[1]) == 3
+        with open("/proc/sys/net/core/somaxconn") as limit:  # the cap
+            expected = min(csockserver.TCPServer.request_queue_size,
+                           int(limit.read()))
+        assert listen_backlog(seen[1].getsockname()[1]) == expected
+    finally:
+        for sock in seen:
+            sock.close()
 
 
 def test_socket_activation_for_another_pid_is_ignored():
@@ -626,10 +678,86 @@ server.server_close()
         proc.terminate()
         assert manager.recv() == "STOPPING=1"
         finish(proc)
+        assert manager.senders == [proc.pid, proc.pid]
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        kill_service(proc)
+        manager.close()
+
+
+def monotonic_usec():
+    return time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+
+
+def children_of(pid):
+    with open("/proc/%d/task/%d/children" % (pid, pid)) as children:
+        return set(map(int, children.read().split()))
+
+
+@needs_fork
+@pytest.mark.skipif(not os.path.exists("/proc/self/task/%d/children"
+                                       % os.getpid()),
+                    reason="needs /proc/<pid>/task/<pid>/children")
+def test_prefork_reload_says_reloading_then_ready(unix_path, tmp_path):
+    manager = FakeSystemd(unix_path("notify"))
+    slow = tmp_path / "slow"
+    listener = tcp_listener()
+    address = listener.getsockname()
+    proc = launch([listener], r"""
+import time
+from csockserver import _prefork
+
+# Once the test makes the file, a new worker takes 0.5 s to serve.
+tell = _prefork._Link.tell
+def slow_tell(link, message):
+    if message == _prefork._Link.READY and os.path.exists(sys.argv[1]):
+        time.sleep(0.5)
+    tell(link, message)
+_prefork._Link.tell = slow_tell
+
+class Pid(csockserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(b"%d\n" % os.getpid())
+
+class Server(csockserver.PreforkTCPServer):
+    systemd_notify = True
+    processes = 2
+
+server = Server.from_systemd(Pid)
+server.serve_forever()   # until SIGTERM, as systemd stops it
+server.server_close()
+""", env={"NOTIFY_SOCKET": manager.env_value}, args=[str(slow)])
+
+    def served_by():
+        with socket.create_connection(address,
+                                      timeout=CLIENT_TIMEOUT) as client:
+            return int(recv_line(client))
+
+    try:
+        ready = "READY=1\nMAINPID=%d" % proc.pid
+        assert manager.recv() == ready
+        old = children_of(proc.pid)
+        assert len(old) == 2 and served_by() in old
+        slow.touch()
+        before = monotonic_usec()
+        proc.send_signal(signal.SIGHUP)
+        first, second = manager.recv().split("\n")
+        reloading_at = time.monotonic()
+        assert first == "RELOADING=1"
+        name, _, usec = second.partition("=")
+        assert name == "MONOTONIC_USEC"
+        assert before <= int(usec) <= monotonic_usec()
+        assert manager.recv() == ready
+        # Not before the new workers serve (each took 0.5 s to).
+        assert time.monotonic() - reloading_at > 0.4
+        assert wait_for(lambda: not old & children_of(proc.pid))
+        assert served_by() not in old
+        proc.terminate()
+        assert manager.recv() == "STOPPING=1"
+        finish(proc)
+        assert manager.pending() == []
+        assert set(manager.senders) == {proc.pid}  # never a worker
+    finally:
+        kill_service(proc)
         manager.close()
 
 
@@ -653,7 +781,8 @@ report(engine=csockserver.IMPLEMENTATION, passed=_systemd.listen_fds(),
        children=children_see())
 server.handle_request()
 server.server_close()
-"""], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+"""], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
     try:
         # The tool binds, then starts the service on the first connection.
         def connect():
@@ -669,9 +798,7 @@ server.server_close()
             assert recv_line(client) == b"the real thing\n"
         [report] = finish(proc)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        kill_service(proc)
     assert report["engine"] == csockserver.IMPLEMENTATION
     assert report["passed"] == [[3, "web"]]
     assert report["children"] == {"exec": "[]", "here": []}

@@ -472,6 +472,18 @@ def test_prefork_workers_serve(leak_check: LeakCheck) -> None:
     leak_check.check()
 
 
+class NotifyingThreadingTCP(csockserver.ThreadingTCPServer):
+    systemd_notify = True
+
+
+def test_from_systemd_outside_systemd() -> None:
+    # The classmethod returns the class it is called on (Self).
+    def activated() -> NotifyingThreadingTCP:
+        return NotifyingThreadingTCP.from_systemd(UpperEcho, index=0)
+    with pytest.raises(RuntimeError):
+        activated()
+
+
 # -- csockserver.http ---------------------------------------------------------
 
 class Hello(chttp.BaseHTTPRequestHandler):
