@@ -2,13 +2,10 @@
 with their supervisor, SIGHUP's rolling reload, graceful_timeout,
 max_requests, SIGTTIN/SIGTTOU and reuse_port_per_worker.
 
-The supervisor runs in a child Python (signals reach only a main thread's
-handlers), in a session of its own, so that the whole process group -
-supervisor and every worker - is SIGKILLed at the end whatever happened.
+Each test runs a supervisor in a child process (``_prefork_helpers``).
 """
 
 import itertools
-import json
 import os
 import time
 import signal
@@ -19,158 +16,12 @@ import threading
 
 import pytest
 
+from _prefork_helpers import (Supervised, ask, is_running, port_is_free,
+                              start_sleeping)
 from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
                       needs_fork, wait_for)
 
 pytestmark = needs_fork
-
-# The supervisor.  Its handler answers each line with "<pid>\n", or
-# "<pid> bye\n" when its worker is retiring, and then closes, as an HTTP
-# server says "Connection: close".  "sleep <s>" is first acknowledged
-# with "<pid> sleeping\n", so that a test knows the request is running.
-# A thread prints "pids <port> <pid>..." each time worker_pids changes.
-SUPERVISOR = textwrap.dedent("""
-    import json, os, sys, threading, time
-    import csockserver
-    from csockserver import _prefork
-
-    config = json.loads(sys.argv[1])
-    if config.pop("no_pdeathsig", False):
-        _prefork._find_prctl = lambda: None   # the watcher thread alone
-
-    class Handler(csockserver.StreamRequestHandler):
-        def handle(self):
-            for line in self.rfile:
-                words = line.split()
-                if words[:1] == [b"sleep"]:
-                    self.wfile.write(b"%d sleeping\\n" % os.getpid())
-                    time.sleep(float(words[1]))
-                bye = getattr(self.server, "retiring", False)
-                self.wfile.write(b"%d%s\\n" % (os.getpid(),
-                                              b" bye" if bye else b""))
-                if bye:
-                    return
-
-    base = (csockserver.PreforkThreadingTCPServer
-            if config.pop("threading", False)
-            else csockserver.PreforkTCPServer)
-    Server = type("Server", (base,), config)
-    server = Server(("127.0.0.1", 0), Handler)
-
-    def announce():
-        seen = None
-        while True:
-            pids = server.worker_pids
-            if pids != seen:
-                seen = pids
-                print("pids", server.server_address[1], *sorted(pids),
-                      flush=True)
-            time.sleep(0.005)
-    threading.Thread(target=announce, daemon=True).start()
-    with server:
-        server.serve_forever()
-    print("returned", flush=True)
-""")
-
-
-class Supervised:
-    """A prefork supervisor in a child process, and what it announces."""
-
-    def __init__(self, **attrs):
-        self.proc = subprocess.Popen(
-            [PYTHON, "-c", SUPERVISOR, json.dumps(attrs)], env=child_env(),
-            stdout=subprocess.PIPE, text=True, start_new_session=True)
-        self.pgid = self.proc.pid
-        self.changed = threading.Condition()
-        self.history = []            # every worker_pids announced, in order
-        self.port = None
-        self.returned = False
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            words = line.split()
-            with self.changed:
-                if words[:1] == ["pids"]:
-                    self.port = int(words[1])
-                    self.history.append(frozenset(map(int, words[2:])))
-                elif words == ["returned"]:
-                    self.returned = True
-                self.changed.notify_all()
-
-    @property
-    def pids(self):
-        with self.changed:
-            return self.history[-1] if self.history else frozenset()
-
-    def wait_pids(self, predicate, timeout=JOIN_TIMEOUT):
-        """The first announced worker_pids, from now on, that satisfies
-        predicate (the current one counts)."""
-        with self.changed:
-            start = max(0, len(self.history) - 1)
-            found = self.changed.wait_for(
-                lambda: next((p for p in self.history[start:]
-                              if predicate(p)), None), timeout)
-        assert found is not None, "worker_pids never satisfied %s; saw %s" % (
-            predicate, self.history[start:])
-        return found
-
-    def signal(self, signum):
-        os.kill(self.proc.pid, signum)
-
-    def close(self):
-        try:
-            os.killpg(self.pgid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.proc.wait(JOIN_TIMEOUT)
-        self.reader.join(JOIN_TIMEOUT)
-        self.proc.stdout.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        self.close()
-
-
-def is_running(pid, pgid):
-    """Whether *pid* is a live (not zombie) member of process group pgid."""
-    try:
-        with open("/proc/%d/stat" % pid) as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return False
-    state, pgrp = fields[0], int(fields[3])
-    return state not in ("Z", "X") and pgrp == pgid
-
-
-def port_is_free(port):
-    """Nothing listens on 127.0.0.1:port: a connection is refused and the
-    kernel lists no listening socket on it.  (A fresh bind may still fail:
-    the served connections' TIME_WAIT entries hold the port, whatever
-    SO_REUSEADDR says, since the listener had not set it.)"""
-    try:
-        socket.create_connection(("127.0.0.1", port),
-                                 timeout=CLIENT_TIMEOUT).close()
-        return False
-    except ConnectionRefusedError:
-        pass
-    with open("/proc/net/tcp") as table:
-        rows = [line.split() for line in table][1:]
-    listening = "0A"
-    return not any(int(local.rsplit(":", 1)[1], 16) == port
-                   and state == listening for _, local, _, state, *_ in rows)
-
-
-def ask(port, line=b"\n"):
-    """One request on a connection of its own: the serving worker's pid."""
-    with socket.create_connection(("127.0.0.1", port),
-                                  timeout=CLIENT_TIMEOUT) as sock:
-        sock.sendall(line)
-        sock.shutdown(socket.SHUT_WR)
-        return int(sock.makefile("rb").readline().split()[0])
 
 
 # -- 1. workers exit when the supervisor dies --------------------------------
@@ -303,18 +154,6 @@ def test_sighup_twice_in_a_row_settles_on_one_set():
 
 
 # -- 3. graceful_timeout -----------------------------------------------------
-
-def start_sleeping(port, seconds):
-    """A connection whose request is now sleeping in a worker: (socket,
-    its reply stream, the worker's pid)."""
-    sock = socket.create_connection(("127.0.0.1", port),
-                                    timeout=CLIENT_TIMEOUT)
-    replies = sock.makefile("rb")
-    sock.sendall(b"sleep %g\n" % seconds)
-    pid, state = replies.readline().split()
-    assert state == b"sleeping"
-    return sock, replies, int(pid)
-
 
 def test_a_worker_outlasting_graceful_timeout_on_reload_is_killed():
     """SIGHUP while a request sleeps far longer than graceful_timeout: its
