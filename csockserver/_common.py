@@ -7,6 +7,7 @@ Neutral ground: it imports no engine, and both engines import it.
 
 import errno
 import os
+import signal
 import threading
 import time
 
@@ -26,6 +27,21 @@ BACKOFF_MAX = 0.1
 SIGNAL_CHECK_INTERVAL = 1.0
 # Without pidfds, how often a wait for a free child slot looks again.
 NO_PIDFD_POLL = 0.01
+
+
+def run_signal_handlers():
+    """Run now the Python handlers of signals already caught, as the
+    compiled waits' PyErr_CheckSignals() does on a wake-up with no event.
+
+    The interpreter runs them at the main thread's next bytecode once told
+    a signal came, but CPython 3.13.0, in a process forked from a thread
+    that was not the main one, does not tell the main thread of a signal
+    caught on another thread: it would never run them.  pthread_sigmask()
+    with an empty set changes no mask; it is called for the
+    PyErr_CheckSignals() it ends with, which Python offers no other way.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, ())
 
 
 # -- worker threads (ThreadingMixIn) ------------------------------------------

@@ -34,7 +34,8 @@ import time
 import traceback
 
 from . import _systemd
-from ._common import SIGNAL_CHECK_INTERVAL, close_threads, workers_of
+from ._common import (SIGNAL_CHECK_INTERVAL, close_threads,
+                      run_signal_handlers, workers_of)
 from ._contract import ENGINE_STATE, WAKER
 from ._engine import engine as _engine
 from ._socketserver import TCPServer, ThreadingMixIn, UDPServer
@@ -288,6 +289,8 @@ class _Supervisor:
             self._retire_superseded()
             self._kill_overdue()
             events = poller.poll(self._wait(main, reaper))
+            if main and not events:
+                run_signal_handlers()  # a signal another thread caught
             for fd, _ in events:
                 if fd == waker.fileno():
                     waker.drain()

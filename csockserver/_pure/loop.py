@@ -14,7 +14,7 @@ import threading
 from time import monotonic
 
 from .._common import (BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX,
-                       SIGNAL_CHECK_INTERVAL)
+                       SIGNAL_CHECK_INTERVAL, run_signal_handlers)
 from .._contract import STOP
 from .._plan import Kind
 from . import fork, proxy, requests, threads, transport
@@ -99,6 +99,8 @@ def serve_forever(server, plan, fd, poll_interval, waker):
             if bound is not None and (wait is None or bound < wait):
                 wait = bound
         events = poller.poll(millis(wait))
+        if cap is not None and not events:
+            run_signal_handlers()  # a signal another thread caught
         if getattr(server, STOP):
             break
         readable = False
@@ -146,7 +148,10 @@ def handle_request(server, plan, fd, timeout):
         wait = timeout
         if cap is not None and (wait is None or cap < wait):
             wait = cap
-        if poller.poll(millis(wait)):
+        ready = poller.poll(millis(wait))
+        if cap is not None and not ready:
+            run_signal_handlers()
+        if ready:
             if plan.handle_request_noblock == Kind.TAKE_ONE:
                 take_request(server, plan)
                 return None

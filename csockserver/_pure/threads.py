@@ -46,7 +46,7 @@ import threading
 import time
 
 from .._common import (BACKOFF_ERRNOS, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
-                       forget_ended, workers_of)
+                       forget_ended, run_signal_handlers, workers_of)
 from .._contract import CREW, POOL, STOP
 from .._plan import Kind
 from .._threadlist import _Threads
@@ -384,3 +384,5 @@ def wait_for_stop(server, waker):
     while not getattr(server, STOP):
         if poller.poll(millis(cap)):
             waker.drain()
+        elif cap is not None:
+            run_signal_handlers()  # a signal another thread caught
