@@ -50,19 +50,26 @@ SUPERVISOR = textwrap.dedent("""
     Server = type("Server", (base,), config)
     server = Server(("127.0.0.1", 0), Handler)
 
+    # One line per write, under a lock: print() writes its words one by
+    # one, so two threads' lines could interleave.
+    said = threading.Lock()
+    def say(*words):
+        with said:
+            sys.stdout.write(" ".join(map(str, words)) + "\\n")
+            sys.stdout.flush()
+
     def announce():
         seen = None
         while True:
             pids = server.worker_pids
             if pids != seen:
                 seen = pids
-                print("pids", server.server_address[1], *sorted(pids),
-                      flush=True)
+                say("pids", server.server_address[1], *sorted(pids))
             time.sleep(0.005)
     threading.Thread(target=announce, daemon=True).start()
     with server:
         server.serve_forever()
-    print("returned", flush=True)
+    say("returned")
 """)
 
 
