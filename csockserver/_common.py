@@ -10,6 +10,7 @@ import os
 import signal
 import threading
 import time
+import weakref
 
 from ._contract import CREW, POOL, REAPER, WORKERS
 
@@ -96,6 +97,70 @@ def close_threads(server):
         for thread in due:
             thread.join()
             joined.add(thread)
+
+
+# -- interpreter exit ----------------------------------------------------------
+
+# Each live worker pool, mapped to the thread that serves it (the one that
+# made it: serve_forever()'s, or process_request()'s caller).
+_pool_owners = weakref.WeakKeyDictionary()
+_exiting = False
+
+
+def retire_at_exit(pool):
+    """Have *pool*'s idle workers leave once the interpreter exits.
+
+    socketserver's request threads end with their request, so a program
+    whose main thread returns while serve_forever() runs in a daemon
+    thread (or with a server never closed) exits at once.  Idle non-daemon
+    workers would keep it waiting for thread_idle_timeout; so, as the
+    interpreter starts joining threads, the pools nobody serves any more
+    are stopped: busy workers finish their request (as non-daemon threads
+    do), idle ones leave.  A pool served by a non-daemon thread that is
+    still running is stopped once that thread ends: the interpreter would
+    wait for it anyway.
+    """
+    owner = threading.current_thread()
+    _pool_owners[pool] = owner
+    if _exiting and not _keeps_serving(owner):
+        pool.stop()     # made after exit began, by a daemon serving thread
+
+
+def _keeps_serving(owner):
+    return (owner.is_alive() and not owner.daemon
+            and owner is not threading.current_thread())
+
+
+def _stop_pools_at_exit():
+    global _exiting
+    _exiting = True
+    while True:
+        owned = list(_pool_owners.items())
+        for pool, owner in owned:
+            if not _keeps_serving(owner):
+                pool.stop()
+        serving = [owner for _, owner in owned if _keeps_serving(owner)]
+        if not serving:
+            return
+        serving[0].join()   # as the interpreter is about to
+
+
+def _call_before_threads_are_joined(function):
+    register = getattr(threading, "_register_atexit", None)
+    if register is not None:
+        register(function)
+        return
+    # Python 3.8 has no such hook: the interpreter looks up
+    # threading._shutdown by name when it exits, so wrap it.
+    joining = threading._shutdown
+
+    def _shutdown():
+        function()
+        joining()
+    threading._shutdown = _shutdown
+
+
+_call_before_threads_are_joined(_stop_pools_at_exit)
 
 
 # -- children (ForkingMixIn) -------------------------------------------------

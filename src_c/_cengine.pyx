@@ -69,7 +69,7 @@ from csockserver import _plan, _proxy
 from csockserver._common import (
     BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
     Children as _Children, forget_ended as _forget_ended,
-    workers_of as _workers_of)
+    retire_at_exit as _retire_at_exit, workers_of as _workers_of)
 from csockserver._contract import CREW as _CREW, POOL as _POOL, STOP as _STOP
 from csockserver._threadlist import _Threads
 

@@ -54,6 +54,7 @@ cdef class WorkerPool:
     cdef bint stopping
     cdef int stop_fd, work_fd       # eventfds; stop is never drained
     cdef int epoll_fd               # shared by the workers, see _pure.threads
+    cdef object __weakref__         # for _common.retire_at_exit()
 
     def __cinit__(self):
         self.stop_fd = -1
@@ -93,6 +94,7 @@ cdef class WorkerPool:
         if server.block_on_close:
             # socketserver creates this on the first request; so do we.
             server.__dict__.setdefault("_threads", _Threads())
+        _retire_at_exit(self)
 
     def __dealloc__(self):
         self.close_fds()

@@ -10,7 +10,9 @@ carry one.
 """
 
 import gc
+import glob
 import os
+import re
 import resource
 import shutil
 import signal
@@ -354,6 +356,33 @@ def child_env():
 
 
 PYTHON = sys.executable
+
+
+def other_pythons():
+    """pyenv's CPython 3.8+ interpreters other than this one: the pure
+    engine runs on each without a build."""
+    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
+    found = {}
+    for python in sorted(glob.glob(os.path.join(root, "versions", "*",
+                                                "bin", "python3"))):
+        version = os.path.basename(os.path.dirname(os.path.dirname(python)))
+        match = re.fullmatch(r"3\.(\d+)\.\d+", version)
+        if (match and int(match.group(1)) >= 8
+                and os.path.realpath(python)
+                != os.path.realpath(sys.executable)):
+            found[version] = python
+    return found
+
+
+def pure_engine_env(tmp_path):
+    """An environment in which another interpreter imports this
+    csockserver's pure engine, and nothing else from this one's paths."""
+    package = os.path.dirname(csockserver.__file__)
+    os.symlink(package, tmp_path / "csockserver")
+    env = dict(os.environ, PYTHONPATH=str(tmp_path),
+               CSOCKSERVER_NO_EXTENSIONS="1", PYTHONUNBUFFERED="1")
+    env.pop("CSOCKSERVER_REQUIRE_EXTENSIONS", None)
+    return env
 
 
 @pytest.fixture

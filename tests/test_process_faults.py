@@ -4,14 +4,11 @@ ForkingMixIn's children killed, and a signal that lands on a worker's
 helper thread.  Clients count every request that failed.
 """
 
-import glob
 import os
 import random
-import re
 import signal
 import socket
 import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -21,7 +18,8 @@ import pytest
 import csockserver
 from _prefork_helpers import Supervised, is_running
 from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, ServerThread,
-                      child_env, needs_fork, wait_for)
+                      child_env, needs_fork, other_pythons, pure_engine_env,
+                      wait_for)
 
 pytestmark = needs_fork
 
@@ -287,33 +285,6 @@ HELPER_THREAD_SIGNAL = textwrap.dedent("""
     serving.join(10)
     server.server_close()
 """)
-
-
-def other_pythons():
-    """pyenv's CPython 3.8+ interpreters other than this one: the pure
-    engine runs on each without a build."""
-    root = os.environ.get("PYENV_ROOT", os.path.expanduser("~/.pyenv"))
-    found = {}
-    for python in sorted(glob.glob(os.path.join(root, "versions", "*",
-                                                "bin", "python3"))):
-        version = os.path.basename(os.path.dirname(os.path.dirname(python)))
-        match = re.fullmatch(r"3\.(\d+)\.\d+", version)
-        if (match and int(match.group(1)) >= 8
-                and os.path.realpath(python)
-                != os.path.realpath(sys.executable)):
-            found[version] = python
-    return found
-
-
-def pure_engine_env(tmp_path):
-    """An environment in which another interpreter imports this
-    csockserver's pure engine, and nothing else from this one's paths."""
-    package = os.path.dirname(csockserver.__file__)
-    os.symlink(package, tmp_path / "csockserver")
-    env = dict(os.environ, PYTHONPATH=str(tmp_path),
-               CSOCKSERVER_NO_EXTENSIONS="1", PYTHONUNBUFFERED="1")
-    env.pop("CSOCKSERVER_REQUIRE_EXTENSIONS", None)
-    return env
 
 
 @pytest.mark.parametrize("python", ["this"] + sorted(other_pythons()))

@@ -46,7 +46,8 @@ import threading
 import time
 
 from .._common import (BACKOFF_ERRNOS, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
-                       forget_ended, run_signal_handlers, workers_of)
+                       forget_ended, retire_at_exit, run_signal_handlers,
+                       workers_of)
 from .._contract import CREW, POOL, STOP
 from .._plan import Kind
 from .._threadlist import _Threads
@@ -94,6 +95,7 @@ class WorkerPool:
         if server.block_on_close:
             # socketserver creates this on the first request; so do we.
             vars(server).setdefault("_threads", _Threads())
+        retire_at_exit(self)
 
     # -- the serving side ------------------------------------------------
 
