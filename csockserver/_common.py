@@ -161,6 +161,9 @@ def _call_before_threads_are_joined(function):
 
 
 _call_before_threads_are_joined(_stop_pools_at_exit)
+# A forked child must never stop its parent's pools: their wake-up fds are
+# shared with the parent, whose workers would then see a stop it never made.
+os.register_at_fork(after_in_child=_pool_owners.clear)
 
 
 # -- children (ForkingMixIn) -------------------------------------------------

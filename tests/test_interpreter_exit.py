@@ -189,3 +189,48 @@ def test_daemon_serving_thread_exits_on_each_python(program, python,
     running.let_main_return()
     assert running.seconds_to_exit() < EXIT_BOUND
 
+
+
+FORKED_CHILD_EXITS = textwrap.dedent("""
+    import os, socket, sys, threading, time
+    if sys.argv[1] == "stdlib":
+        import socketserver
+    else:
+        import csockserver as socketserver
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            self.wfile.write(self.rfile.readline())
+
+    def ask():
+        with socket.create_connection(server.server_address, 5) as sock:
+            sock.sendall(b"hi\\n")
+            return sock.makefile("rb").readline()
+
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    assert ask() == b"hi\\n"
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(0)     # an orderly exit: the child joins its threads
+    os.waitpid(pid, 0)
+    started = time.process_time()
+    time.sleep(0.5)
+    print(round(time.process_time() - started, 3), ask() == b"hi\\n")
+    server.shutdown()
+    server.server_close()
+""")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("impl", IMPLS)
+def test_forked_child_exiting_leaves_the_parents_workers_alone(impl):
+    """A child forked from a serving process that exits normally must not
+    stop the parent's workers (it shares their wake-up fds)."""
+    done = subprocess.run([PYTHON, "-c", FORKED_CHILD_EXITS, impl],
+                          env=child_env(), capture_output=True, text=True,
+                          timeout=30)
+    assert done.returncode == 0, done.stderr
+    cpu, served = done.stdout.split()
+    assert served == "True"
+    assert float(cpu) < 0.25    # idle, not spinning on a stop it never made
