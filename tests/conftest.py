@@ -49,6 +49,12 @@ needs_unix = pytest.mark.skipif(not HAVE_UNIX, reason="needs AF_UNIX")
 
 
 def pytest_configure(config):
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Started as a background job of a non-interactive shell: SIGINT
+        # comes in ignored, and children would inherit that.  The Ctrl-C
+        # tests need it as a terminal has it; a Python handler here is
+        # reset to the default in each child, which then installs its own.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line(
         "markers", "slow: takes more than a few seconds (run anyway)")
     config.addinivalue_line(
