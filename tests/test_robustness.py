@@ -5,6 +5,7 @@ closed the process has exactly the fds and threads it had before.
 """
 
 import json
+import resource
 import socket
 import struct
 import subprocess
@@ -171,9 +172,14 @@ class Echo(csockserver.StreamRequestHandler):
     def handle(self):
         self.wfile.write(self.rfile.readline().upper())
 
+# "high": the server's fds (listening socket, the workers' pipes) are made
+# above FD_SETSIZE (1024), where select() cannot watch them.
+high = sys.argv[2] == "high"
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-limit = 256 if hard == resource.RLIM_INFINITY else min(256, hard)
+want = 1400 if high else 256
+limit = want if hard == resource.RLIM_INFINITY else min(want, hard)
 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, hard))
+below = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100 if high else 0)]
 
 def server_end_closed(server_port, client_port):
     # Whether the server's end of a loopback connection has been closed: its
@@ -189,6 +195,7 @@ def server_end_closed(server_port, client_port):
     return True
 
 server = getattr(csockserver, sys.argv[1])(("127.0.0.1", 0), Echo)
+assert server.fileno() >= 1024 or not high, server.fileno()
 thread = threading.Thread(target=server.serve_forever,
                           kwargs={"poll_interval": 0.05})
 thread.start()
@@ -240,16 +247,23 @@ server.server_close()
 print(json.dumps({"cpu": cpu, "wall": wall, "hogged": len(hog),
                   "early": early.decode(), "reply": reply.decode(),
                   "served_in": served_in,
+                  "threads": [t.name for t in threading.enumerate()],
                   "engine": csockserver.IMPLEMENTATION}))
 """
 
 
+@pytest.mark.parametrize("fds", ["low", "high"])
 @pytest.mark.parametrize("cls_name", ["TCPServer", "ThreadingTCPServer"])
-def test_out_of_fds_backs_off_then_recovers(cls_name):
+def test_out_of_fds_backs_off_then_recovers(cls_name, fds):
     # csockserver only: the stdlib's loop retries the failing accept() at
     # once, forever, at 100% CPU.  Run in a child so that the low fd limit
-    # cannot hurt this process.
-    done = subprocess.run([PYTHON, "-c", EMFILE_CHILD, cls_name],
+    # cannot hurt this process.  With fds "high" the server's own fds are
+    # above 1024: the pure engine's workers once backed off with select(),
+    # which raised there and killed the worker that held the listener.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if fds == "high" and hard != resource.RLIM_INFINITY and hard < 1400:
+        pytest.skip("needs a hard RLIMIT_NOFILE of 1400 (it is %d)" % hard)
+    done = subprocess.run([PYTHON, "-c", EMFILE_CHILD, cls_name, fds],
                           cwd=REPO_ROOT, env=child_env(),
                           capture_output=True, timeout=60)
     assert done.returncode == 0, done.stderr.decode(errors="replace")
@@ -262,3 +276,5 @@ def test_out_of_fds_backs_off_then_recovers(cls_name):
         result["cpu"], result["wall"])
     assert result["reply"] == "LATE\n"
     assert result["served_in"] < 2.0
+    assert b"Traceback" not in done.stderr, done.stderr.decode(
+        errors="replace")

@@ -261,8 +261,12 @@ class WorkerPool:
         if fd == self._listen_fd:
             # This worker holds the listener until it re-arms it: once it
             # is about to run what it took (see the module docstring).
-            item = None if self.stopping else self.take()
-            self.poller.modify(self._listen_fd, _ONE_SHOT)
+            try:
+                item = None if self.stopping else self.take()
+            finally:
+                # Re-armed whatever take() raised: a worker that died
+                # holding the listener would leave the crew deaf to it.
+                self.poller.modify(self._listen_fd, _ONE_SHOT)
             return item, False, False
         return None, False, False
 
@@ -284,7 +288,11 @@ class WorkerPool:
 
     def _back_off(self):
         """Out of fds or buffers: pause instead of spinning on the socket."""
-        select.select([self._stop_r], [], [], BACKOFF_MAX)
+        # poll(), not select(): the pipe's fd may be above FD_SETSIZE (1024)
+        # in a server with many connections, where select() raises.
+        pause = select.poll()
+        pause.register(self._stop_r, select.POLLIN)
+        pause.poll(BACKOFF_MAX * 1000)
 
 
 def run_request(server, plan, request, client_address):

@@ -1,0 +1,177 @@
+"""Hostile clients, the standard library beside csockserver.
+
+    python -m bench.hostile [--engine c|py] [--only NAME...]
+
+Runs the scenarios of tests/test_hostile_clients.py (the same code:
+tests/_hostile_helpers.py) against a server child built on socketserver
+(or http.server) and one built on csockserver (or csockserver.http), one
+after the other, and prints a markdown table.  Each cell says what
+happened, how long a normal client took to be served while the hostile
+clients were on, the server's CPU (share of one core while they were
+quiet, or over the whole storm), and its fds and threads once they had
+gone, against the baseline before (after/before).
+
+The processes are not pinned: the figures that matter here are bounds,
+not speeds.
+"""
+
+import argparse
+import os
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# name: (what, the server's config, the scenario, its arguments,
+#        the stdlib's module or http kind, csockserver's)
+SCENARIOS = {
+    "silent": ("2,000 clients send a partial line, go silent",
+               {}, "silent_partial_lines", (2000,),
+               "socketserver", "csockserver"),
+    "silent-deadline": ("same, with a 1 s deadline (csockserver: "
+                        "read_deadline; stdlib: timeout)",
+                        {"deadline": 1.0}, "silent_partial_lines",
+                        (2000, 1.0), "socketserver", "csockserver"),
+    "never-reads": ("20 clients ask for a flood, never read",
+                    {}, "never_reads", (20,),
+                    "socketserver", "csockserver"),
+    "reset": ("10,000 connect-and-reset (SO_LINGER 0), one after the "
+              "other", {}, "connect_and_reset", (10000,),
+              "socketserver", "csockserver"),
+    "huge-line": ("100 MiB line, no newline, to readline(65537)",
+                  {}, "huge_line", (), "socketserver", "csockserver"),
+    "huge-http": ("100 MiB HTTP request line",
+                  {"handler": "http"}, "huge_line", (), "stdlib", "csock"),
+    "http-line": ("HTTP request line of 65,537 bytes",
+                  {"handler": "http"}, "oversized_request",
+                  ("request line",), "stdlib", "csock"),
+    "http-header": ("HTTP header line of 65,537 bytes",
+                    {"handler": "http"}, "oversized_request",
+                    ("header line",), "stdlib", "csock"),
+    "http-count": ("101 HTTP headers",
+                   {"handler": "http"}, "oversized_request",
+                   ("header count",), "stdlib", "csock"),
+    "http-installed": ("the three above, http.server after "
+                       "csockserver.install()",
+                       {"handler": "http"}, "oversized_all", (),
+                       "stdlib", "installed"),
+    "half-closed": ("200 clients send two lines, SHUT_WR, then read",
+                    {}, "half_closed", (200,),
+                    "socketserver", "csockserver"),
+    "half-closed-http": ("200 HTTP clients send a GET, SHUT_WR, then read",
+                         {"handler": "http"}, "half_closed", (200,),
+                         "stdlib", "csock"),
+    "out-of-fds": ("out of fds: RLIMIT_NOFILE 256, 400 clients hold "
+                   "connections", {"nofile": 256}, "out_of_fds", (400,),
+                   "socketserver", "csockserver"),
+}
+
+
+def oversized_all(hostile, server):
+    """The three oversized requests on one server; their status lines."""
+    figures = {}
+    replies = []
+    for what in hostile.OVERSIZED:
+        figures = hostile.oversized_request(server, what)
+        replies.append(str(figures["status"]))
+    figures["reply"] = "/".join(replies)
+    return figures
+
+
+def outcome(name, figures):
+    if name == "silent":
+        return "all held" if figures["all_held"] else "not all accepted"
+    if name == "silent-deadline":
+        return ("hung up on in %.1f s" % figures["hung_up_in"]
+                if figures["hung_up"] else "kept them")
+    if name == "never-reads":
+        return "%d threads while stuck in send()" % figures["threads_held"]
+    if name == "reset":
+        failed = len(figures["failed"])
+        return "storm took %.1f s, %d normal requests%s" % (
+            figures["storm_s"], figures["asked"],
+            ", %d failed" % failed if failed else "")
+    if name.startswith("huge"):
+        return "%s after %.0f MiB sent; peak RSS +%.1f MiB" % (
+            figures["reply"], figures["sent_mib"], figures["rss_growth_mib"])
+    if name.startswith("http"):
+        return figures["reply"]
+    if name.startswith("half-closed"):
+        return "%d/%d replies whole" % (figures["whole"], figures["count"])
+    if name == "out-of-fds":
+        return "%s (%d fds)" % ("exhausted" if figures["exhausted"]
+                                else "not exhausted", figures["fds_held"])
+    return ""
+
+
+def cell(name, figures):
+    parts = [outcome(name, figures)]
+    if figures.get("latency") is not None:
+        parts.append("normal client %s %.1f ms" % (
+            "max" if name == "reset" else "in", figures["latency"] * 1e3))
+    if "cpu" in figures:
+        parts.append("CPU %.0f%%" % (figures["cpu"] * 100))
+    parts.append("after: fds %d/%d, threads %d/%d, served in %.1f ms" % (
+        figures["fds"], figures["baseline"][0], figures["threads"],
+        figures["baseline"][1], figures["served_after"] * 1e3))
+    return "; ".join(parts)
+
+
+def run(hostile, name, side):
+    what, config, scenario, args, stdlib, csock = SCENARIOS[name]
+    config = dict(config)
+    kind = stdlib if side == "stdlib" else csock
+    if config.get("handler") == "http":
+        config["http"] = kind
+        module = "socketserver"
+    else:
+        module = kind
+    if scenario == "oversized_all":
+        def function(server, *args):
+            return oversized_all(hostile, server)
+    else:
+        function = getattr(hostile, scenario)
+    with hostile.ServerProcess(module, **config) as server:
+        server.take_baseline()
+        try:
+            figures = function(server, *args)
+        except (OSError, AssertionError) as exc:
+            return "failed: %r" % exc
+        printed = server.errors_printed()
+    text = cell(name, figures)
+    if "Traceback" in printed:
+        text += "; **the server printed a traceback**"
+    return text
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", choices=["c", "py"], default="c")
+    parser.add_argument("--only", nargs="*", default=list(SCENARIOS),
+                        choices=list(SCENARIOS))
+    args = parser.parse_args(argv)
+    os.environ.pop("CSOCKSERVER_NO_EXTENSIONS", None)
+    os.environ.pop("CSOCKSERVER_REQUIRE_EXTENSIONS", None)
+    if args.engine == "py":
+        os.environ["CSOCKSERVER_NO_EXTENSIONS"] = "1"
+    else:
+        os.environ["CSOCKSERVER_REQUIRE_EXTENSIONS"] = "1"
+    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    import resource
+
+    import _hostile_helpers as hostile
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4200:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(4200, hard), hard))
+    print("| scenario | stdlib | csockserver (%s engine) |" % (
+        "compiled" if args.engine == "c" else "pure"))
+    print("|---|---|---|")
+    for name in args.only:
+        figures = {side: run(hostile, name, side)
+                   for side in ("stdlib", "csock")}
+        print("| %s | %s | %s |" % (SCENARIOS[name][0], figures["stdlib"],
+                                    figures["csock"]), flush=True)
+
+
+if __name__ == "__main__":
+    main()
