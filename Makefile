@@ -1,7 +1,7 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
 
-.PHONY: build debug annotate test test-c test-py conformance lint typing wheels check-dist bench bench-quick bench-micro clean
+.PHONY: build debug annotate test test-c test-py conformance lint typing wheels check-dist bench bench-quick bench-micro soak clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -45,6 +45,9 @@ bench-quick: build  ## the headline workloads (< 2 min)
 
 bench-micro: build  ## pytest-benchmark of the per-request path
 	$(PYTHON) -m pytest bench/micro -p no:cacheprovider
+
+soak: build       ## 1M requests per server kind, watching RSS, fds, threads (~10 min); writes bench/RESULTS.md
+	$(PYTHON) -m bench.soak --stdlib --write
 
 clean:
 	rm -rf build dist bench/_build csockserver/*.so src_c/*.c src_c/*.html
