@@ -1,7 +1,7 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
 
-.PHONY: build debug annotate test test-c test-py conformance lint typing wheels check-dist bench bench-quick bench-micro hostile clean
+.PHONY: build debug annotate test test-c test-py conformance lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -48,6 +48,12 @@ bench-micro: build  ## pytest-benchmark of the per-request path
 
 hostile: build    ## hostile clients, the stdlib beside csockserver (~2 min): a markdown table
 	$(PYTHON) -m bench.hostile
+
+soak: build       ## 1M requests per server kind, watching RSS, fds, threads (~10 min); writes bench/RESULTS.md
+	$(PYTHON) -m bench.soak --stdlib --write
+
+faults: build     ## process faults (killed supervisor, workers, children; shutdown under load), the stdlib beside csockserver (~1 min)
+	$(PYTHON) -m bench.faults --repeat 3
 
 clean:
 	rm -rf build dist bench/_build csockserver/*.so src_c/*.c src_c/*.html

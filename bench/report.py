@@ -139,3 +139,31 @@ def chart(workloads, results, path):
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def replace_section(path, heading, text):
+    """Put *text* (starting with its *heading* line) in the kept part of the
+    report at *path*: in place of the section under that heading, up to the
+    next heading of the same level, or at the end.  Other scripts' sections
+    stay as they are."""
+    try:
+        with open(path) as f:
+            old = f.read()
+    except FileNotFoundError:
+        old = ""
+    if KEPT_MARKER not in old:
+        old = old.rstrip("\n") + "\n\n" + KEPT_MARKER + "\n"
+    level = heading.split(" ", 1)[0] + " "
+    lines = old.split("\n")
+    at = next((i for i, line in enumerate(lines)
+               if line == heading or line.startswith(heading + " ")), None)
+    new = text.rstrip("\n").split("\n")
+    if at is None:
+        lines = lines[:len(lines) - (lines[-1] == "")] + [""] + new + [""]
+    else:
+        end = next((i for i in range(at + 1, len(lines))
+                    if lines[i].startswith(level)), len(lines))
+        tail = lines[end:]
+        lines = lines[:at] + new + ([""] + tail if tail else [""])
+    with open(path, "w") as f:
+        f.write("\n".join(lines))

@@ -40,3 +40,32 @@ def test_quick_bench_produces_a_table(tmp_path):
         assert int(row.group(1)) > 0
     # The progress line names what ran.
     assert "[1/" in run.stderr
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None,
+                    reason="the bench's C tools need a C compiler")
+@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "bench")),
+                    reason="bench/ is not beside these tests (an installed"
+                           " package under test)")
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="bench.soak reads /proc")
+def test_tiny_soak_holds_its_bounds():
+    # A few thousand requests: too few for the RSS slope bound (it needs
+    # 4 s of samples), enough for the fds, threads and errors bounds.
+    # Workers retire after 1 s instead of 10, so that the idle-size bound
+    # is checked too.  The engine is whichever the suite runs on.
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.soak", "--requests", "3000",
+         "--kinds", "threading-conn", "udp", "--stdlib",
+         "--stdlib-requests", "3000", "--idle-timeout", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=110)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    for kind in ("threading-conn", "udp"):
+        for engine in (r"csockserver \((cython|python)\)", "stdlib"):
+            row = re.search(r"^\| %s \| %s \| ([\d,]+) \| 0 \|.*\| ok\b"
+                            % (kind, engine), run.stdout, re.M)
+            assert row, "no passing row for %s on %s in:\n%s" % (
+                kind, engine, run.stdout)
+            assert int(row.group(row.lastindex).replace(",", "")) >= 3000
+    assert "all bounds held" in run.stdout
