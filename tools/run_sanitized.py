@@ -1,9 +1,12 @@
 """Run the tests of the compiled engine's C paths under ASan and UBSan.
 
     python tools/run_sanitized.py               # build, test, rebuild
-    python tools/run_sanitized.py --no-build    # the sanitized build in place
     python tools/run_sanitized.py --keep        # leave the sanitized build
+    python tools/run_sanitized.py --no-build --keep   # and test it again
     python tools/run_sanitized.py -- -k reader  # more pytest arguments
+
+About 870 tests; under 4 minutes of pytest on two busy cores, 4 to 6 with
+both builds (CPython 3.11 and 3.13 alike).
 
 1. The engine is built in place with ``CSOCKSERVER_SANITIZE=1``
    (``-fsanitize=address,undefined``, see setup.py), forced: setuptools
@@ -212,7 +215,8 @@ def run_tests(pytest_args):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
-        epilog="Arguments after -- go to pytest.")
+        epilog="Arguments after -- go to pytest, after the test modules"
+               " (narrow the run with -k).")
     parser.add_argument("--no-build", action="store_true",
                         help="test the sanitized build already in place")
     parser.add_argument("--keep", action="store_true",
