@@ -1,7 +1,7 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
 
-.PHONY: build debug annotate test test-c test-py conformance lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
+.PHONY: build debug annotate test test-c test-py conformance asan lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -23,6 +23,9 @@ test-py:
 conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgiref tests, on each engine
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
+
+asan:             ## the C paths' tests on an ASan+UBSan build; the ordinary build put back
+	$(PYTHON) tools/run_sanitized.py
 
 lint:             ## ruff over the Python files, cython-lint over src_c/
 	$(PYTHON) -m ruff check .

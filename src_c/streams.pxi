@@ -398,7 +398,10 @@ cdef class SocketReader:
         cdef Py_ssize_t got = self._end - self._pos, result, part
         if got > n:
             got = n
-        memcpy(out, self._buf + self._pos, got)
+        if got:
+            # Not even a copy of nothing from a reader with no buffer yet
+            # (or none since _release_spare()): memcpy from NULL is undefined.
+            memcpy(out, self._buf + self._pos, got)
         self._pos += got
         self._release_spare()
         while got < n:

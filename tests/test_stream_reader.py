@@ -598,6 +598,33 @@ def test_reset_mid_line_then_like_makefile(pair, call):
     assert compiled == reference
 
 
+# Longer than the 64 KiB a reader keeps: once read, its buffer is given back.
+HUGE_LINE = b"x" * (100 * 1024) + b"\n"
+
+
+@needs_compiled
+@pytest.mark.parametrize("before", ["fresh", "after a huge line"])
+@pytest.mark.parametrize("call", list(READ_CALLS))
+def test_reading_with_no_buffer(pair, call, before):
+    """Each read on a reader with no buffer at all: a fresh one, or one
+    that has just given back the buffer a huge line grew.  (Copying the
+    nothing buffered from there was undefined behaviour, which UBSan
+    reported: tools/run_sanitized.py.)"""
+    def scenario(make):
+        a, b = pair()
+        with make(a) as reader:
+            if before != "fresh":
+                sender = Background(b.sendall, HUGE_LINE)
+                assert reader.readline() == HUGE_LINE
+                sender.join()
+            b.sendall(b"hello\nworld")
+            b.shutdown(socket.SHUT_WR)
+            return [outcome(READ_CALLS[call], reader), outcome(reader.read)]
+
+    reference, compiled = twins(scenario)
+    assert compiled == reference
+
+
 def test_timeout_leaves_buffered_data_readable(pair, reader_on):
     """After a timeout, what is already buffered can still be read."""
     a, b = pair(timeout=SHORT)
