@@ -1,7 +1,9 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
+# Examples per socket kind for `make fuzz`.
+FUZZ_EXAMPLES ?= 20000
 
-.PHONY: build debug annotate test test-c test-py conformance lint typing wheels check-dist bench bench-quick bench-micro clean
+.PHONY: build debug annotate test test-c test-py conformance fuzz lint typing wheels check-dist bench bench-quick bench-micro clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -23,6 +25,9 @@ test-py:
 conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgiref tests, on each engine
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
+
+fuzz: build       ## SocketReader against makefile('rb'), FUZZ_EXAMPLES random examples per socket kind
+	$(PYTHON) tools/fuzz.py --examples $(FUZZ_EXAMPLES)
 
 lint:             ## ruff over the Python files, cython-lint over src_c/
 	$(PYTHON) -m ruff check .
