@@ -74,7 +74,8 @@ SILENCE = 0.05
 # Runs of one example before a stalled peer makes hypothesis drop it.
 ATTEMPTS = 3
 
-# What tools/fuzz.py reports: examples compared, pairs run again, dropped.
+# What tools/fuzz.py reports: examples compared, pairs run again, dropped,
+# and when the first difference came.
 STATS = collections.Counter()
 
 
@@ -530,8 +531,18 @@ def test_random_reads_match_makefile(kind, case):
     """Any stream, any chunking and ending, any sequence of calls:
     SocketReader does what makefile('rb') does."""
     STATS["examples"] += 1
-    expected, got = twin_logs(kind, case)
-    assert_same_logs(case, expected, got)
+    STATS.setdefault("started", time.monotonic())
+    try:
+        # A reader that breaks a Script check fails in twin_logs().
+        expected, got = twin_logs(kind, case)
+        assert_same_logs(case, expected, got)
+    except AssertionError:
+        # How soon the fuzz finds something (before hypothesis shrinks it).
+        if "first failure at" not in STATS:
+            STATS["first failure at"] = STATS["examples"]
+            STATS["first failure after"] = (time.monotonic()
+                                            - STATS["started"])
+        raise
 
 
 @pytest.mark.fuzz

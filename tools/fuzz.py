@@ -4,7 +4,8 @@ Runs the ``fuzz``-marked tests of tests/test_stream_fuzz.py on the compiled
 engine with CSOCKSERVER_FUZZ_EXAMPLES set to --examples (per socket kind)
 and a seed (random unless --seed is given, printed either way), then prints
 what ran: examples compared, pairs run again after a stalled peer, examples
-dropped, findings (distinct failures hypothesis reported) and the time.
+dropped, findings (distinct failures hypothesis reported), how soon the
+first one came, and the time.
 Exits 1 on any finding.  Arguments after ``--`` go to pytest.
 
     python tools/fuzz.py --examples 5000
@@ -92,6 +93,9 @@ def main(argv=None):
     print("  run again:       %d (a stalled peer), %d dropped"
           % (stats.get("reruns", 0), stats.get("dropped", 0)))
     print("  findings:        %d" % count)
+    if "first failure at" in stats:
+        print("  first found:     at example %d, after %.1f s (then shrunk)"
+              % (stats["first failure at"], stats["first failure after"]))
     for test, n, line in findings:
         print("    %s (%d): %s" % (test, n, line))
     print("  time:            %.0f s" % elapsed)
