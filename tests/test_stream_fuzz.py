@@ -39,8 +39,8 @@ The comparisons skip on the pure engine, which has no SocketReader; the
 check that the harness is deterministic (makefile('rb') against itself)
 runs on both.  Accepted differences: those of test_stream_reader.py (how
 much a read(n) past the buffer leaves buffered), which no log shows; the
-fuzz has found none of its own (none in 24,000 examples, 12,000 per kind,
-in a 15-minute ``make fuzz`` of 2026-12-04).
+fuzz has found none of its own (none in 44,000 examples in two runs of
+``make fuzz`` on 2026-12-04: 24,000 in 15 minutes, 20,000 in 10).
 """
 
 import collections
@@ -116,11 +116,11 @@ def random_bytes(rng, size):
         b"\n", b"~")
 
 
-def make_stream(sizes, rng_seed, partial):
-    """Lines of the given sizes (newline excluded), then *partial* bytes
+def make_stream(lengths, rng_seed, partial):
+    """Lines of the given lengths (newline excluded), then *partial* bytes
     without one, all from random.Random(rng_seed)."""
     rng = random.Random(rng_seed)
-    lines = [random_bytes(rng, size) + b"\n" for size in sizes]
+    lines = [random_bytes(rng, length) + b"\n" for length in lengths]
     return b"".join(lines) + random_bytes(rng, partial)
 
 
@@ -129,11 +129,12 @@ def streams(draw):
     """What the peer sends, and its recipe for make_stream(): lines of
     random sizes, some longer than a buffer, maybe a last one without its
     newline."""
-    sizes = draw(st.lists(st.one_of(st.integers(0, 64), st.sampled_from(EDGES),
-                                    st.integers(65, 3 * CHUNK)),
-                          max_size=10))
+    lengths = draw(st.lists(st.one_of(st.integers(0, 64),
+                                      st.sampled_from(EDGES),
+                                      st.integers(65, 3 * CHUNK)),
+                            max_size=10))
     partial = draw(st.one_of(st.just(0), st.integers(1, 2 * CHUNK)))
-    recipe = (sizes, draw(st.integers(0, 2 ** 32 - 1)), partial)
+    recipe = (lengths, draw(st.integers(0, 2 ** 32 - 1)), partial)
     return make_stream(*recipe), recipe
 
 
