@@ -1,7 +1,9 @@
 # Everyday commands.  The extension is built in place, next to the sources.
 PYTHON ?= python3
+# Examples per socket kind for `make fuzz`.
+FUZZ_EXAMPLES ?= 20000
 
-.PHONY: build debug annotate test test-c test-py conformance asan lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
+.PHONY: build debug annotate test test-c test-py conformance asan fuzz lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -26,6 +28,9 @@ conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgir
 
 asan:             ## the C paths' tests on an ASan+UBSan build; the ordinary build put back
 	$(PYTHON) tools/run_sanitized.py
+
+fuzz: build       ## SocketReader against makefile('rb'), FUZZ_EXAMPLES random examples per socket kind
+	$(PYTHON) tools/fuzz.py --examples $(FUZZ_EXAMPLES)
 
 lint:             ## ruff over the Python files, cython-lint over src_c/
 	$(PYTHON) -m ruff check .

@@ -1,11 +1,12 @@
 """What the stream-file tests share: socket pairs, the files under test and
 small helpers.
 
-test_stream_reader, test_stream_writer and test_handler_files import its
-helpers as a plain module, as they import conftest (pytest puts tests/ on
-sys.path).  conftest loads it as a plugin, so its fixtures are found by
-name like conftest's own; none is autouse, and those three modules ask for
-the leak check with ``pytestmark = pytest.mark.usefixtures("no_leaks")``.
+test_stream_reader, test_stream_fuzz, test_stream_writer and
+test_handler_files import its helpers as a plain module, as they import
+conftest (pytest puts tests/ on sys.path).  conftest loads it as a plugin,
+so its fixtures are found by name like conftest's own; none is autouse, and
+those four modules ask for the leak check with
+``pytestmark = pytest.mark.usefixtures("no_leaks")``.
 
 Every socket carries a timeout and every thread is joined under a deadline,
 so a failure cannot hang; ``no_leaks`` makes sure each test gives back the
@@ -85,6 +86,21 @@ def socket_pair(kind, timeout=CLIENT_TIMEOUT):
 
 
 KINDS = ["unix", "tcp"] if HAVE_UNIX else ["tcp"]
+
+# Sizes where a buffer of 16, 100 or 8192 bytes fills up or runs out.
+EDGES = sorted({edge + delta for edge in (16, 100, CHUNK, 2 * CHUNK)
+                for delta in (-1, 0, 1)} | {0, 1, 2})
+
+
+def send_and_close(sock, data, chunks=None, pauses=()):
+    """Send data (in *chunks*, pausing after the indexes in *pauses*), then
+    shut the write side down so the reader sees end of file."""
+    chunks = chunks or [data]
+    for index, chunk in enumerate(chunks):
+        sock.sendall(chunk)
+        if index in pauses:
+            time.sleep(0.001)
+    sock.shutdown(socket.SHUT_WR)
 
 
 class Background:
