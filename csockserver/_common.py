@@ -99,7 +99,7 @@ def close_threads(server):
             joined.add(thread)
 
 
-# -- interpreter exit ----------------------------------------------------------
+# -- interpreter exit --------------------------------------------------------
 
 # Each live worker pool, mapped to the thread that serves it (the one that
 # made it: serve_forever()'s, or process_request()'s caller).

@@ -40,8 +40,8 @@ import time
 import pytest
 
 from conftest import CLIENT_TIMEOUT, PYTHON, child_env
-from _stream_helpers import (CHUNK, EDGES, KINDS, MiB, SHORT, Interrupted,
-                             SocketReader, compiled_reader,
+from _stream_helpers import (CHUNK, EDGES, KINDS, MiB, SHORT, Background,
+                             Interrupted, SocketReader, compiled_reader,
                              interrupt_main_thread, makefile_reader,
                              needs_compiled, outcome, reset_by_peer,
                              send_and_close, sigusr1_handler)
