@@ -52,11 +52,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # The modules whose tests run the compiled engine's C code: the stream
-# reader and writer, the handler files over them, both dispatch modes, every
+# reader (and its differential fuzz, in the suite's short run) and writer,
+# the handler files over them, both dispatch modes, every
 # server family, the robustness cases, the PROXY protocol parser and the
 # deadlines (which the reader and the serve loop enforce).
 TESTS = [
     "tests/test_stream_reader.py",
+    "tests/test_stream_fuzz.py",
     "tests/test_stream_writer.py",
     "tests/test_handler_files.py",
     "tests/test_threading_dispatch.py",
