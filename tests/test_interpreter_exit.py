@@ -192,7 +192,7 @@ def test_daemon_serving_thread_exits_on_each_python(program, python,
 
 
 FORKED_CHILD_EXITS = textwrap.dedent("""
-    import os, socket, sys, threading, time
+    import os, signal, socket, sys, threading, time
     if sys.argv[1] == "stdlib":
         import socketserver
     else:
@@ -212,11 +212,14 @@ FORKED_CHILD_EXITS = textwrap.dedent("""
     assert ask() == b"hi\\n"
     pid = os.fork()
     if pid == 0:
+        signal.alarm(10)    # SIGALRM's default action ends a stuck exit
         sys.exit(0)     # an orderly exit: the child joins its threads
-    os.waitpid(pid, 0)
+    _, status = os.waitpid(pid, 0)
     started = time.process_time()
     time.sleep(0.5)
-    print(round(time.process_time() - started, 3), ask() == b"hi\\n")
+    code = (os.WEXITSTATUS(status) if os.WIFEXITED(status)
+            else -os.WTERMSIG(status))
+    print(round(time.process_time() - started, 3), ask() == b"hi\\n", code)
     server.shutdown()
     server.server_close()
 """)
@@ -231,6 +234,7 @@ def test_forked_child_exiting_leaves_the_parents_workers_alone(impl):
                           env=child_env(), capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 0, done.stderr
-    cpu, served = done.stdout.split()
+    cpu, served, child_exit = done.stdout.split()
+    assert child_exit == "0"    # not stuck at exit (SIGALRM: -14)
     assert served == "True"
     assert float(cpu) < 0.25    # idle, not spinning on a stop it never made
