@@ -8,8 +8,9 @@ silenced).  ``http10`` keeps the handler's default protocol (HTTP/1.0: the
 server closes each connection) and wrk sends ``Connection: close``;
 ``http11`` sets ``protocol_version = "HTTP/1.1"`` and wrk keeps its
 connections alive.  wrk runs ``-t1 -c8`` pinned to CPU 1, the server to CPU
-0; each repeat runs every server once, alternating, and the figures are
-medians over the repeats.
+0; each repeat runs every server once, alternating (each repeat starting one
+server further on in the list), and the figures are medians over the
+repeats.
 
 Servers (all ThreadingHTTPServer with the same handler code):
 - ``stdlib``: http.server's, the handler as users write it (Nagle on);
@@ -155,8 +156,11 @@ def run_one(variant, protocol, duration):
 def compare(repeat, duration):
     results = {(p, v): [] for p in PROTOCOLS for v in VARIANTS}
     for round_ in range(repeat):
+        # Each round starts one server further on, so that no server
+        # always follows the same one (a run after a stdlib one, say).
+        shift = round_ % len(VARIANTS)
         for protocol in PROTOCOLS:
-            for variant in VARIANTS:
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
                 rps, p50, errors = run_one(variant, protocol, duration)
                 results[protocol, variant].append((rps, p50))
                 print("round %d %s %-24s %9.0f req/s  p50 %.2f ms %s" % (
