@@ -8,8 +8,9 @@ silenced).  ``http10`` keeps the handler's default protocol (HTTP/1.0: the
 server closes each connection) and wrk sends ``Connection: close``;
 ``http11`` sets ``protocol_version = "HTTP/1.1"`` and wrk keeps its
 connections alive.  wrk runs ``-t1 -c8`` pinned to CPU 1, the server to CPU
-0; each repeat runs every server once, alternating, and the figures are
-medians over the repeats.
+0; each repeat runs every server once, alternating (each repeat starting one
+server further on in the list), and the figures are medians over the
+repeats.
 
 Servers (all ThreadingHTTPServer with the same handler code):
 - ``stdlib``: http.server's, the handler as users write it (Nagle on);
@@ -17,7 +18,12 @@ Servers (all ThreadingHTTPServer with the same handler code):
 - ``csock``: csockserver.http's, handler derived from
   csockserver.http.BaseHTTPRequestHandler (compiled rfile/wfile);
 - ``csock, stdlib handler``: csockserver.http's server, handler derived
-  from http.server.BaseHTTPRequestHandler (only the server line changed).
+  from http.server.BaseHTTPRequestHandler (only the server line changed);
+- ``stdlib via install()``: the stdlib's own code unchanged --
+  http.server.ThreadingHTTPServer and a handler derived from
+  http.server.BaseHTTPRequestHandler -- in a process that called
+  ``csockserver.install()`` before importing http.server, so both are
+  built on csockserver (the stand-in path of code one cannot edit).
 
 Internally, ``--serve VARIANT --protocol P`` runs one server (one JSON line
 with its address on stdout, then serves until SIGTERM).
@@ -41,7 +47,11 @@ if __package__ in (None, ""):   # run as a script: make ``bench`` importable
 from bench import measure
 from bench.workloads import Server
 
-VARIANTS = ["stdlib", "stdlib nodelay", "csock", "csock, stdlib handler"]
+STANDIN = "stdlib via install()"
+VARIANTS = ["stdlib", "stdlib nodelay", STANDIN, "csock",
+            "csock, stdlib handler"]
+# The variants that run on csockserver (the compiled engine is required).
+ON_CSOCKSERVER = (STANDIN, "csock", "csock, stdlib handler")
 PROTOCOLS = {"http10": "HTTP/1.0", "http11": "HTTP/1.1"}
 SERVER_CPU, CLIENT_CPU = "0", "1"
 
@@ -49,8 +59,23 @@ SERVER_CPU, CLIENT_CPU = "0", "1"
 # -- one server ---------------------------------------------------------------
 
 def build_server(variant, protocol):
-    """(server class, handler class) for a variant, imported as users would."""
+    """(server class, handler class) for a variant, imported as users would.
+
+    For STANDIN, csockserver.install() must come first, before anything in
+    the process imports http.server: serve() runs in a process of its own.
+    """
+    if variant == STANDIN:
+        if "http.server" in sys.modules:
+            raise RuntimeError("http.server was imported before install():"
+                               " it would be the standard library's")
+        import csockserver
+        csockserver.install()
     import http.server
+    if variant == STANDIN:
+        import csockserver
+        if not issubclass(http.server.ThreadingHTTPServer,
+                          csockserver.ThreadingMixIn):
+            raise RuntimeError("http.server is not built on csockserver")
     if variant.startswith("csock"):
         import csockserver.http as chttp
         server_class = chttp.ThreadingHTTPServer
@@ -112,7 +137,7 @@ def wrk(address, protocol, duration):
 
 
 def run_one(variant, protocol, duration):
-    engine = "cython" if variant.startswith("csock") else ""
+    engine = "cython" if variant in ON_CSOCKSERVER else ""
     env = measure._server_env(Server(variant, "csock" if engine else "stdlib",
                                      "threading", engine))
     argv = [sys.executable, os.path.abspath(__file__), "--serve", variant,
@@ -131,8 +156,11 @@ def run_one(variant, protocol, duration):
 def compare(repeat, duration):
     results = {(p, v): [] for p in PROTOCOLS for v in VARIANTS}
     for round_ in range(repeat):
+        # Each round starts one server further on, so that no server
+        # always follows the same one (a run after a stdlib one, say).
+        shift = round_ % len(VARIANTS)
         for protocol in PROTOCOLS:
-            for variant in VARIANTS:
+            for variant in VARIANTS[shift:] + VARIANTS[:shift]:
                 rps, p50, errors = run_one(variant, protocol, duration)
                 results[protocol, variant].append((rps, p50))
                 print("round %d %s %-24s %9.0f req/s  p50 %.2f ms %s" % (
@@ -143,16 +171,18 @@ def compare(repeat, duration):
 
 def report(results, repeat, duration):
     lines = ["| protocol | server | req/s (median) | p50 ms | vs stdlib "
-             "| vs stdlib nodelay |", "|---|---|---:|---:|---:|---:|"]
+             "| vs stdlib nodelay | vs csock |",
+             "|---|---|---:|---:|---:|---:|---:|"]
     for protocol in PROTOCOLS:
         median = {v: statistics.median(r for r, _ in results[protocol, v])
                   for v in VARIANTS}
         for variant in VARIANTS:
             p50 = statistics.median(p for _, p in results[protocol, variant])
-            lines.append("| %s | %s | %.0f | %.2f | %.2f× | %.2f× |" % (
-                protocol, variant, median[variant], p50,
-                median[variant] / median["stdlib"],
-                median[variant] / median["stdlib nodelay"]))
+            lines.append("| %s | %s | %.0f | %.2f | %.2f× | %.2f× | %.2f× |"
+                         % (protocol, variant, median[variant], p50,
+                            median[variant] / median["stdlib"],
+                            median[variant] / median["stdlib nodelay"],
+                            median[variant] / median["csock"]))
     lines.append("")
     lines.append("Medians of %d rounds of %gs each (wrk -t1 -c8, pinned to "
                  "CPU %s; servers on CPU %s)." % (repeat, duration,

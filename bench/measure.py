@@ -86,7 +86,7 @@ def _server_env(server):
         filter(None, [server.path, ROOT, env.get("PYTHONPATH")]))
     env.pop("CSOCKSERVER_NO_EXTENSIONS", None)
     env.pop("CSOCKSERVER_REQUIRE_EXTENSIONS", None)
-    if server.impl == "csock":
+    if server.impl in ("csock", "installed"):
         if server.engine == "python":
             env["CSOCKSERVER_NO_EXTENSIONS"] = "1"
         else:

@@ -9,6 +9,11 @@ IMPL
     csock       csockserver (the engine is whatever it loads: set
                 CSOCKSERVER_NO_EXTENSIONS=1 in the environment for the pure
                 one; the "engine" field of the hello line says which ran)
+    installed   the standard library's code on csockserver: install() runs
+                first, then ``import socketserver`` gets csockserver; the
+                http workload serves with http.server's own HTTPServer or
+                ThreadingHTTPServer (the stand-in path of code one cannot
+                edit)
     naive_pool  stdlib TCPServer/UDPServer whose process_request() queues the
                 request for 8 worker threads (what a user might write instead)
     naive_lf    stdlib server run by 8 threads each doing get_request() on the
@@ -274,10 +279,40 @@ def watch_for_stop():
 # --------------------------------------------------------------------------
 # Running a socketserver-based server
 
+def standin_module():
+    """socketserver after csockserver.install(), in a process that has not
+    imported anything built on the standard library's one yet."""
+    if "http.server" in sys.modules or "socketserver" in sys.modules:
+        raise RuntimeError("installed: socketserver or http.server was "
+                           "imported before install()")
+    import csockserver
+    csockserver.install()
+    import socketserver
+    assert socketserver is csockserver
+    return socketserver
+
+
+def standin_http_class(dispatch):
+    """http.server's own server for *dispatch*, built on csockserver."""
+    import http.server
+    import csockserver
+    if not issubclass(http.server.HTTPServer, csockserver.TCPServer):
+        raise RuntimeError("http.server is not built on csockserver")
+    if dispatch == "threading":
+        return http.server.ThreadingHTTPServer
+    if dispatch == "sync":
+        return http.server.HTTPServer
+    raise ValueError("installed http serves sync or threading, not %r"
+                     % dispatch)
+
+
 def run_socketserver(args, address):
     impl = args.impl
     if impl == "csock":
         import csockserver as ss
+        engine = ss.IMPLEMENTATION
+    elif impl == "installed":
+        ss = standin_module()
         engine = ss.IMPLEMENTATION
     else:
         import socketserver as ss
@@ -285,7 +320,13 @@ def run_socketserver(args, address):
     handler = handler_class(ss, args.workload)
     name = base_name(args.workload, args.family)
 
-    if impl in ("stdlib", "csock"):
+    if impl == "installed" and args.workload == "http":
+        # http.server's classes as they are: their own server_bind.
+        cls = standin_http_class(args.dispatch)
+        attrs = common_attrs(
+            args, threading_dispatch=args.dispatch == "threading")
+        del attrs["server_bind"]
+    elif impl in ("stdlib", "csock", "installed"):
         cls = dispatch_class(ss, args.dispatch, name)
         attrs = common_attrs(
             args, threading_dispatch=args.dispatch == "threading")
@@ -297,6 +338,7 @@ def run_socketserver(args, address):
     else:
         cls = make_naive_lf(getattr(ss, name))
         attrs = common_attrs(args)
+    served = "%s.%s" % (cls.__module__, cls.__qualname__)
     cls = finish_class("Bench" + cls.__name__, (cls,), attrs)
 
     server = cls(address, handler)
@@ -307,7 +349,9 @@ def run_socketserver(args, address):
         serving = threading.Thread(target=server.serve_forever, daemon=True,
                                    name="serve_forever")
         serving.start()
-    emit(hello(args, server.server_address, engine))
+    info = hello(args, server.server_address, engine)
+    info["server_class"] = served   # what the Bench class derives from
+    emit(info)
 
     while not STOP.wait(1.0):
         pass
@@ -514,8 +558,8 @@ def main(argv=None):
         prog="python -m bench.servers",
         description="One benchmark server (see module doc).")
     ap.add_argument("--impl", required=True,
-                    choices=["stdlib", "csock", "naive_pool", "naive_lf",
-                             "asyncio", "uvloop"])
+                    choices=["stdlib", "csock", "installed", "naive_pool",
+                             "naive_lf", "asyncio", "uvloop"])
     ap.add_argument("--dispatch", default="sync",
                     choices=["sync", "threading", "forking", "prefork"])
     ap.add_argument("--processes", type=int, default=2,
@@ -529,7 +573,8 @@ def main(argv=None):
                     "(default: a fresh path in the temp dir)")
     args = ap.parse_args(argv)
     watch_for_stop()
-    if args.dispatch == "prefork" and args.impl != "csock":
+    if args.dispatch == "prefork" and args.impl not in ("csock",
+                                                        "installed"):
         emit({"skip": "prefork is csockserver's (PreforkMixIn)"})
         return 0
     if args.dispatch in ("forking", "prefork") and not hasattr(os, "fork"):

@@ -2,8 +2,10 @@
 
 from collections import namedtuple
 
-# impl: stdlib | csock | naive_pool | naive_lf | asyncio | c
-# engine: for csock, "cython" or "python"; dispatch: sync|threading|forking
+# impl: stdlib | csock | installed | naive_pool | naive_lf | asyncio | c
+# (installed: the stdlib's code after csockserver.install(), see servers.py)
+# engine: for csock and installed, "cython" or "python";
+# dispatch: sync|threading|forking
 # path: for csock, a directory put first on PYTHONPATH, so that another
 # build of csockserver is measured (None: this checkout's).
 Server = namedtuple("Server", "label impl dispatch engine path",
@@ -14,8 +16,9 @@ Workload = namedtuple(
 
 
 def _s(impl, dispatch="", engine=""):
-    if impl == "csock":
-        label = "csock-%s %s" % ("c" if engine == "cython" else "py", dispatch)
+    if impl in ("csock", "installed"):
+        label = "%s-%s %s" % (impl, "c" if engine == "cython" else "py",
+                              dispatch)
     elif impl == "stdlib":
         label = "stdlib %s" % dispatch
     else:
@@ -24,11 +27,15 @@ def _s(impl, dispatch="", engine=""):
 
 
 def _family_servers(dispatches, engines=("cython", "python"), naive=True,
-                    extra=("asyncio",)):
+                    extra=("asyncio",), installed=False):
+    """The servers of one workload; *installed* adds the stand-in rows
+    (the stdlib's classes after csockserver.install()) after csock's."""
     servers = []
     for dispatch in dispatches:
         servers.append(_s("stdlib", dispatch))
         servers.extend(_s("csock", dispatch, e) for e in engines)
+        if installed:
+            servers.extend(_s("installed", dispatch, e) for e in engines)
     if naive:
         servers += [_s("naive_pool"), _s("naive_lf")]
     servers += [_s(name) for name in extra]
@@ -74,8 +81,10 @@ def full_workloads():
         _workload("udp-64", _family_servers(("sync", "threading"))),
         _workload("unix-conn-64", _family_servers(("sync", "threading"),
                                                   naive=False, extra=())),
-        _workload("http10", _family_servers(("threading",), naive=False)),
-        _workload("http11", _family_servers(("threading",), naive=False)),
+        _workload("http10", _family_servers(("threading",), naive=False,
+                                            installed=True)),
+        _workload("http11", _family_servers(("threading",), naive=False,
+                                            installed=True)),
     ]
 
 
@@ -90,7 +99,8 @@ def quick_workloads():
         _workload("udp-64",
                   _family_servers(("sync", "threading"), **compiled)),
         _workload("http11",
-                  _family_servers(("threading",), naive=False, **compiled)),
+                  _family_servers(("threading",), naive=False,
+                                  installed=True, **compiled)),
     ]
 
 

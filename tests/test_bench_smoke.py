@@ -3,13 +3,20 @@
 Nothing here asserts speed; benchmarks live in bench/, not in the tests.
 """
 
+import json
 import os
 import re
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 
 import pytest
+
+import csockserver
+
+from conftest import recv_until_eof
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,3 +76,44 @@ def test_tiny_soak_holds_its_bounds():
                 kind, engine, run.stdout)
             assert int(row.group(row.lastindex).replace(",", "")) >= 3000
     assert "all bounds held" in run.stdout
+
+
+def _served_by(argv, env):
+    """Start a bench server, GET / once over HTTP/1.0, stop it: (its hello
+    line, the reply)."""
+    proc = subprocess.Popen([sys.executable] + argv, cwd=ROOT, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        hello = json.loads(proc.stdout.readline())
+        with socket.create_connection(tuple(hello["address"]),
+                                      timeout=10) as client:
+            client.sendall(b"GET / HTTP/1.0\r\nConnection: close\r\n\r\n")
+            reply = recv_until_eof(client)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err.decode(errors="replace")[-3000:]
+    return hello, reply
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "bench")),
+                    reason="bench/ is not beside these tests (an installed"
+                           " package under test)")
+def test_standin_rows_serve_http_server_on_csockserver():
+    # The engine is whichever the suite runs on.
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    hello, reply = _served_by(
+        ["-m", "bench.servers", "--impl", "installed", "--workload", "http",
+         "--dispatch", "threading"], env)
+    assert hello["engine"] == csockserver.IMPLEMENTATION
+    # http.server's own server, not the bench's TCPServer-based one.
+    assert hello["server_class"] == "http.server.ThreadingHTTPServer"
+    assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"ok")
+
+    # http_wrk's row refuses to serve unless http.server is on csockserver.
+    _, reply = _served_by([os.path.join("bench", "http_wrk.py"), "--serve",
+                           "stdlib via install()", "--protocol", "http10"],
+                          env)
+    assert reply.startswith(b"HTTP/1.0 200 ") and reply.endswith(b"ok")
