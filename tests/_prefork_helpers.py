@@ -140,7 +140,8 @@ def is_running(pid, pgid):
     try:
         with open("/proc/%d/stat" % pid) as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
+        # Gone before the open, or (ESRCH) between the open and the read.
         return False
     state, pgrp = fields[0], int(fields[3])
     return state not in ("Z", "X") and pgrp == pgid

@@ -255,7 +255,7 @@ HELPER_THREAD_SIGNAL = textwrap.dedent("""
         try:
             with open("/proc/%d/stat" % pid) as stat:
                 state = stat.read().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):
             return False
         return state not in ("Z", "X")
 
