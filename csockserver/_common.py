@@ -135,11 +135,12 @@ def _stop_pools_at_exit():
     global _exiting
     _exiting = True
     while True:
-        owned = list(_pool_owners.items())
-        for pool, owner in owned:
-            if not _keeps_serving(owner):
+        serving = []
+        for pool, owner in list(_pool_owners.items()):
+            if _keeps_serving(owner):
+                serving.append(owner)
+            else:
                 pool.stop()
-        serving = [owner for _, owner in owned if _keeps_serving(owner)]
         if not serving:
             return
         serving[0].join()   # as the interpreter is about to

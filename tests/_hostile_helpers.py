@@ -16,14 +16,13 @@ import json
 import os
 import select
 import socket
-import struct
 import subprocess
 import tempfile
 import textwrap
 import threading
 import time
 
-from conftest import PYTHON, REPO_ROOT, child_env
+from conftest import PYTHON, REPO_ROOT, child_env, reset_on_close
 
 # How long a normal client may take to be served while hostile clients are
 # on (it takes about a millisecond): generous, for a machine shared with
@@ -259,12 +258,6 @@ def recv_all(sock, limit=1 << 20):
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
-
-
-def reset_on_close(sock):
-    """close() will send RST, not FIN (SO_LINGER with a zero timeout)."""
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                    struct.pack("ii", 1, 0))
 
 
 def connect_many(address, count, first=b""):

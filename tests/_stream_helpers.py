@@ -19,7 +19,6 @@ import select
 import signal
 import socket
 import socketserver
-import struct
 import threading
 import time
 
@@ -27,7 +26,8 @@ import pytest
 
 import csockserver
 from csockserver import _streams
-from conftest import CLIENT_TIMEOUT, HAVE_UNIX, JOIN_TIMEOUT, LeakCheck
+from conftest import (CLIENT_TIMEOUT, HAVE_UNIX, JOIN_TIMEOUT, LeakCheck,
+                      reset_on_close)
 
 
 COMPILED = csockserver.IMPLEMENTATION == "cython"
@@ -181,8 +181,7 @@ def reset_by_peer(pair):
     """A TCP pair whose peer has just reset the connection (RST)."""
     a, b = pair("tcp")
     a.sendall(b"never read by the peer")
-    # Linger 0: close() sends RST instead of FIN.
-    b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    reset_on_close(b)
     b.close()
     readable, _, _ = select.select([a], [], [], CLIENT_TIMEOUT)
     assert readable, "no reset arrived"

@@ -18,6 +18,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import struct
 import sys
 import tempfile
 import threading
@@ -233,6 +234,12 @@ def recv_until_eof(sock, limit=1 << 20):
         chunks.append(chunk)
         size += len(chunk)
     return b"".join(chunks)
+
+
+def reset_on_close(sock):
+    """Make close() send RST, not FIN (SO_LINGER on, with a zero timeout)."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
 
 
 def recv_line(sock):

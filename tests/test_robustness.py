@@ -7,7 +7,6 @@ closed the process has exactly the fds and threads it had before.
 import json
 import resource
 import socket
-import struct
 import subprocess
 import sys
 
@@ -15,7 +14,8 @@ import pytest
 
 import csockserver
 from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, REPO_ROOT,
-                      LeakCheck, ServerThread, child_env, recv_line, wait_for)
+                      LeakCheck, ServerThread, child_env, recv_line,
+                      reset_on_close, wait_for)
 
 CLIENTS = 50
 HANDLER_TIMEOUT = 0.2
@@ -67,9 +67,7 @@ def closes_at_once(server):
 def resets_mid_request(server):
     client = connect(server)
     client.sendall(b"half a li")
-    # Linger 0: close() sends RST instead of FIN.
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                      struct.pack("ii", 1, 0))
+    reset_on_close(client)
     client.close()
 
 

@@ -59,7 +59,7 @@ import pytest
 from hypothesis import HealthCheck, given, reject, seed, settings
 from hypothesis import strategies as st
 
-from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT
+from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT, reset_on_close
 from _stream_helpers import (CHUNK, EDGES, KINDS, Background,
                              compiled_reader, makefile_reader, needs_compiled,
                              send_and_close, socket_pair)
@@ -439,8 +439,7 @@ class Peer:
                 # to be acknowledged, then close with linger 0.
                 if not self.wait(lambda: unacknowledged(self.sock) == 0):
                     return
-                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                                     struct.pack("ii", 1, 0))
+                reset_on_close(self.sock)
             self.sock.close()
 
     def wait(self, predicate):

@@ -39,7 +39,7 @@ import time
 
 import pytest
 
-from conftest import CLIENT_TIMEOUT, PYTHON, child_env
+from conftest import CLIENT_TIMEOUT, PYTHON, child_env, reset_on_close
 from _stream_helpers import (CHUNK, EDGES, KINDS, MiB, SHORT, Background,
                              Interrupted, SocketReader, compiled_reader,
                              interrupt_main_thread, makefile_reader,
@@ -313,8 +313,7 @@ def test_reset_mid_line_then_like_makefile(pair, call):
         with make(a) as reader:
             steps = [outcome(reader.readline)]
             a.sendall(b"never read by the peer")
-            b.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
-                         struct.pack("ii", 1, 0))
+            reset_on_close(b)
             b.close()
             readable, _, _ = select.select([a], [], [], CLIENT_TIMEOUT)
             assert readable, "no reset arrived"
