@@ -6,6 +6,7 @@ import select
 import signal
 import socket
 import subprocess
+import textwrap
 import threading
 import time
 
@@ -128,6 +129,50 @@ def test_setting_shutdown_flag_stops_loop_promptly(name, cls, transport,
         assert server._BaseServer__is_shut_down.is_set()
     finally:
         runner.stop()
+
+
+# The main thread sets the stop flag of a server serving in another thread,
+# and a signal whose handler sets it too comes in the middle: as the
+# setter makes its first call of a builtin (os.write() on the waker, in the
+# pure engine), so that the handler runs while that setter still runs.
+SIGNAL_DURING_STOP = textwrap.dedent("""
+    import signal, socket, sys, threading
+    import csockserver
+
+    server = csockserver.TCPServer(("127.0.0.1", 0),
+                                   csockserver.BaseRequestHandler)
+    def stop(signum, frame):
+        server._BaseServer__shutdown_request = True
+    signal.signal(signal.SIGUSR1, stop)
+    serving = threading.Thread(target=server.serve_forever)
+    serving.start()
+    with socket.create_connection(server.server_address, timeout=5) as s:
+        s.recv(1)                     # closed by the server: it serves
+
+    def signal_on_first_builtin(frame, event, arg):
+        if event == "c_call":
+            sys.setprofile(None)
+            signal.raise_signal(signal.SIGUSR1)
+    sys.setprofile(signal_on_first_builtin)
+    server._BaseServer__shutdown_request = True
+    sys.setprofile(None)
+    serving.join(5)
+    print("running" if serving.is_alive() else "stopped")
+    server.server_close()
+""")
+
+
+def test_a_signal_handler_setting_the_stop_flag_while_it_is_being_set():
+    """The stop-on-signal idiom may run in the very thread that is setting
+    the flag (waking the loop): no deadlock, and the loop stops."""
+    try:
+        done = subprocess.run([PYTHON, "-c", SIGNAL_DURING_STOP],
+                              env=child_env(), capture_output=True,
+                              text=True, timeout=30)
+    except subprocess.TimeoutExpired:
+        pytest.fail("setting the flag deadlocked with the signal handler")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["stopped"]
 
 
 def test_shutdown_before_serve_forever(impl):

@@ -31,8 +31,10 @@ class Waker:
         os.set_blocking(self._read_fd, False)
         os.set_blocking(self._write_fd, False)
         # wake() may race with close(): the lock keeps a closed (and
-        # possibly reused) fd number from being written to.
-        self._lock = threading.Lock()
+        # possibly reused) fd number from being written to.  Reentrant:
+        # a signal handler that stops the server calls wake(), and it may
+        # run in this very thread while it is inside wake() or close().
+        self._lock = threading.RLock()
 
     def fileno(self):
         return self._read_fd
@@ -54,11 +56,15 @@ class Waker:
             pass
 
     def close(self):
+        # The fds are forgotten before they are closed: a wake() from a
+        # signal handler that runs in the middle of this finds either both
+        # open or none.
         with self._lock:
-            if self._write_fd >= 0:
-                os.close(self._read_fd)
-                os.close(self._write_fd)
-                self._read_fd = self._write_fd = -1
+            fds = (self._read_fd, self._write_fd)
+            self._read_fd = self._write_fd = -1
+        if fds[1] >= 0:
+            os.close(fds[0])
+            os.close(fds[1])
 
 
 def serve_forever(server, plan, fd, poll_interval, waker):
