@@ -491,8 +491,12 @@ def _run_worker(server, poll_interval, parent, prctl, link, caught, mask,
         link.in_worker()
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides
         # The supervisor's other signals are the supervisor's business.
+        # Not SIGTERM, whose handler is set below: ignoring a signal throws
+        # away one that is pending, held or not, and a SIGTERM held since
+        # fork() must reach that handler.
         for signum in caught:
-            signal.signal(signum, signal.SIG_IGN)
+            if signum != signal.SIGTERM:
+                signal.signal(signum, signal.SIG_IGN)
         # Forget the parent's dispatch state: its threads do not exist here.
         for name in ENGINE_STATE + (WAKER,):
             vars(server).pop(name, None)

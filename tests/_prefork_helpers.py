@@ -11,8 +11,10 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import textwrap
 import threading
+import time
 
 from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env
 
@@ -23,13 +25,25 @@ from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env
 # with "<pid> sleeping\n", so that a test knows the request is running.
 # A thread prints "pids <port> <pid>..." each time worker_pids changes.
 SUPERVISOR = textwrap.dedent("""
-    import json, os, sys, threading, time
+    import faulthandler, json, os, signal, sys, threading, time
     import csockserver
+    # Supervised.dump_stacks(): every thread's stack on stderr, also in the
+    # workers (a C-level handler: forked with them, and not reset there).
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     from csockserver import _prefork
 
     config = json.loads(sys.argv[1])
     if config.pop("no_pdeathsig", False):
         _prefork._find_prctl = lambda: None   # the watcher thread alone
+    slow_start = config.pop("slow_start", 0)
+    if slow_start:
+        # Each worker waits first thing after fork(), with the signals it
+        # handles still held and its handlers not yet set.
+        die_with_parent = _prefork._die_with_parent
+        def waiting_first(*args):
+            time.sleep(slow_start)
+            die_with_parent(*args)
+        _prefork._die_with_parent = waiting_first
 
     class Handler(csockserver.StreamRequestHandler):
         def handle(self):
@@ -118,6 +132,24 @@ class Supervised:
 
     def signal(self, signum):
         os.kill(self.proc.pid, signum)
+
+    def dump_stacks(self, pids):
+        """For a failure's report: where each of *pids* is stuck, from the
+        kernel (each thread's wait channel) and from Python (its stacks, on
+        the captured stderr)."""
+        for pid in pids:
+            try:
+                tasks = os.listdir("/proc/%d/task" % pid)
+                waits = []
+                for task in tasks:
+                    with open("/proc/%d/task/%s/wchan" % (pid, task)) as f:
+                        waits.append("%s:%s" % (task, f.read()))
+                print("pid %d threads %s" % (pid, " ".join(waits)),
+                      file=sys.stderr, flush=True)
+                os.kill(pid, signal.SIGUSR1)
+            except OSError:
+                pass    # gone meanwhile
+        time.sleep(0.5)     # for the stacks to be written
 
     def close(self):
         try:

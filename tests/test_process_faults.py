@@ -104,11 +104,25 @@ def test_killed_supervisor_leaves_no_worker_within_a_second(
             sup.signal(signal.SIGKILL)
             killed = time.monotonic()
             sup.proc.wait(JOIN_TIMEOUT)
-            assert wait_for(lambda: not any(is_running(pid, sup.pgid)
+            gone = wait_for(lambda: not any(is_running(pid, sup.pgid)
                                             for pid in workers),
                             timeout=JOIN_TIMEOUT)
+            if not gone:
+                sup.dump_stacks(pid for pid in workers
+                                if is_running(pid, sup.pgid))
+            assert gone, "a worker outlived the supervisor"
             gone_after = time.monotonic() - killed
         assert gone_after < 1.0, "workers outlived it by %.2f s" % gone_after
+
+
+def test_sigterm_before_a_worker_has_set_its_handlers_is_acted_on():
+    """A SIGTERM that reaches a worker between fork() and its own handlers
+    waits (held) for them, and retires it, instead of being dropped."""
+    with Supervised(processes=1, slow_start=1.0) as sup:
+        (worker,) = sup.wait_pids(lambda pids: len(pids) == 1)
+        os.kill(worker, signal.SIGTERM)   # within its slow start
+        assert wait_for(lambda: not is_running(worker, sup.pgid),
+                        timeout=JOIN_TIMEOUT), "the SIGTERM was lost"
 
 
 # -- workers die --------------------------------------------------------------
