@@ -48,6 +48,53 @@ def _ratio(a, b):
     return "%.2f×" % (a / b) if a and b else "–"
 
 
+# The goals the report checks: (workload, server, baseline, goal ratio,
+# what it says).  Issue 15's table: compiled csockserver, written the way
+# users write servers, against the stdlib and against what a user would
+# write instead of either.
+GOALS = [
+    ("tcp-conn-64", "csock-c threading", "stdlib threading", 4.0,
+     "ThreadingTCPServer, connection per request, 16 clients, 64 B"),
+    ("tcp-conn-64", "csock-c threading", "naive_pool", 1.25,
+     "same, vs a 20-line SimpleQueue pool of 8 threads on the stdlib"),
+    ("udp-64", "csock-c threading", "stdlib threading", 17.0,
+     "ThreadingUDPServer, 16 outstanding, 64 B"),
+    ("udp-64", "csock-c threading", "naive_lf", 1.1,
+     "same, vs 8 threads each looping on the stdlib's get_request"),
+    ("tcp-line-16k", "csock-c threading", "stdlib threading", 2.0,
+     "StreamRequestHandler line echo, 16 KiB lines, 16 connections"),
+    ("http10", "installed-c threading", "stdlib threading", 2.5,
+     "http.server's handler on ThreadingHTTPServer after install(), "
+     "HTTP/1.0"),
+]
+
+
+def goals_table(workloads, results):
+    """The GOALS whose workload ran, as markdown lines (none if no goal's
+    workload ran)."""
+    measured = {}
+    for workload in workloads:
+        for server, r in rows(workload, results):
+            measured[(workload.name, server.label)] = r.get("rps")
+    lines = []
+    for name, server, baseline, goal, title in GOALS:
+        if (name, server) not in measured or (name, baseline) not in measured:
+            continue
+        rps, base = measured[(name, server)], measured[(name, baseline)]
+        ratio = rps / base if rps and base else None
+        lines.append("| %s | `%s`: %s vs %s | %s | %.2f× | %s |" % (
+            title, name, server, baseline,
+            "%.2f×" % ratio if ratio else "–", goal,
+            "–" if ratio is None else "met" if ratio >= goal else "missed"))
+    if not lines:
+        return []
+    return ["## Goals", "",
+            "Median req/s ratios from the tables below, against issue 15's "
+            "goals.", "",
+            "| workload | rows compared | ratio | goal | |",
+            "|---|---|---|---|---|"] + lines + [""]
+
+
 def markdown(command, workloads, results, settings, pinned, elapsed):
     lines = [
         "# Benchmark results", "",
@@ -68,6 +115,7 @@ def markdown(command, workloads, results, settings, pinned, elapsed):
         "C epoll server. `*` marks rows where the load generator spent over "
         "90% of the window handling events: there req/s is capped by the "
         "client more than by the server, so compare CPU per request.", ""]
+    lines += goals_table(workloads, results)
     for workload in workloads:
         table = rows(workload, results)
         by_label = {s.label: r for s, r in table}

@@ -45,6 +45,12 @@ def test_quick_bench_produces_a_table(tmp_path):
         row = re.search(r"^\| %s \| (\d+) \[" % re.escape(label), table, re.M)
         assert row, "no measured row for %r in:\n%s" % (label, table)
         assert int(row.group(1)) > 0
+    # The goals of the workload that ran, each with its measured ratio.
+    goals = re.findall(r"^\| .* \| `tcp-conn-64`: csock-c threading vs "
+                       r"(stdlib threading|naive_pool) \| (\d+\.\d\d)× \|",
+                       table, re.M)
+    assert [name for name, _ in goals] == ["stdlib threading", "naive_pool"]
+    assert "`udp-64`" not in table    # a goal whose workload did not run
     # The progress line names what ran.
     assert "[1/" in run.stderr
 
