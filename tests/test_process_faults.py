@@ -49,10 +49,13 @@ class Clients:
         self.stop()
 
     def _one(self):
+        # The file is closed with the socket: kept open (by the traceback
+        # of a failure, which is kept) it would keep the connection open,
+        # and the handler reading it, for good.
         with socket.create_connection(("127.0.0.1", self.port),
-                                      timeout=CLIENT_TIMEOUT) as sock:
+                                      timeout=CLIENT_TIMEOUT) as sock, \
+                sock.makefile("rb") as replies:
             sock.sendall(self.line)
-            replies = sock.makefile("rb")
             words = replies.readline().split()
             if words[1:] == [b"sleeping"]:
                 words = replies.readline().split()
