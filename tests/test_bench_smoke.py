@@ -123,3 +123,37 @@ def test_standin_rows_serve_http_server_on_csockserver():
                            "stdlib via install()", "--protocol", "http10"],
                           env)
     assert reply.startswith(b"HTTP/1.0 200 ") and reply.endswith(b"ok")
+
+
+def _can_count_cpu_0():
+    """perf and taskset are there, and perf may count CPU 0 system-wide."""
+    if shutil.which("perf") is None or shutil.which("taskset") is None:
+        return False
+    probe = subprocess.run(["perf", "stat", "-x,", "-C", "0", "-e",
+                            "context-switches", "--", "true"],
+                           capture_output=True, text=True, timeout=30)
+    return probe.returncode == 0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None,
+                    reason="the bench's C tools need a C compiler")
+@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "bench")),
+                    reason="bench/ is not beside these tests (an installed"
+                           " package under test)")
+@pytest.mark.skipif(not _can_count_cpu_0(),
+                    reason="needs perf allowed to count CPU 0, and taskset")
+def test_kernel_counts_prints_a_row_per_server():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CSOCKSERVER_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.kernel_counts", "udp-64",
+         "--servers", "csock-c threading,c", "--repeat", "1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=100)
+    assert run.returncode == 0, run.stderr[-3000:]
+    for label in ("csock-c threading", "c"):
+        row = re.search(r"^\| %s \| (\d+) \| (\d+\.\d\d) \| (\d+\.\d\d) \|$"
+                        % re.escape(label), run.stdout, re.M)
+        assert row, "no row for %r in:\n%s" % (label, run.stdout)
+        # Each datagram costs at least its recvfrom() and its sendto().
+        assert int(row.group(1)) > 0 and float(row.group(3)) >= 1.5
