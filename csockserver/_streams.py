@@ -120,7 +120,8 @@ def open_reader(sock, bufsize, deadline=None, movable=False):
     """
     if (_CompiledReader is not None and bufsize == STOCK_RBUFSIZE
             and type(sock) is socket.socket and sock.gettimeout() != 0.0):
-        reader = _CompiledReader(sock)
+        # makefile('rb') reads io.DEFAULT_BUFFER_SIZE at each call.
+        reader = _CompiledReader(sock, io.DEFAULT_BUFFER_SIZE)
         if deadline is not None:
             reader.deadline = deadline
         return reader

@@ -5,9 +5,11 @@
 # wait for the peer.  (EWOULDBLOCK is EAGAIN on Linux.)
 
 # How much a refill asks of the kernel: what BufferedReader over makefile()
-# asks, so data is never read more than one buffer ahead.
-cdef Py_ssize_t DEFAULT_CHUNK = 8192
-# A buffer grown for a huge line is given back once it is this big and empty.
+# asks (io.DEFAULT_BUFFER_SIZE: 8 KiB up to Python 3.13, 128 KiB from 3.14),
+# so data is never read further ahead than the standard library reads it.
+cdef Py_ssize_t DEFAULT_CHUNK = _io_module.DEFAULT_BUFFER_SIZE
+# A buffer grown for a huge line is given back once it is empty and bigger
+# than this, or than two refills (what an ordinary refill may grow it to).
 cdef Py_ssize_t KEEP_AT_MOST = 65536
 # A send is first tried with the GIL held and MSG_DONTWAIT, at most this much:
 # a small reply that fits the socket buffer then costs no GIL hand-off.
@@ -212,6 +214,7 @@ cdef class SocketReader:
     cdef Py_ssize_t _size          # bytes allocated at _buf
     cdef Py_ssize_t _pos, _end     # unread data is _buf[_pos:_end]
     cdef Py_ssize_t _chunk         # one refill's size
+    cdef Py_ssize_t _keep          # a bigger empty buffer is given back
     cdef bint _closed
     cdef bint _timed_out           # makefile()'s reader refuses to go on
     cdef double _deadline          # a _now() time; negative for none
@@ -228,6 +231,10 @@ cdef class SocketReader:
         if self._lock == NULL:
             raise MemoryError()
         self._chunk = buffer_size
+        self._keep = KEEP_AT_MOST
+        if buffer_size > KEEP_AT_MOST // 2:
+            self._keep = (buffer_size if buffer_size > PY_SSIZE_T_MAX // 2
+                          else 2 * buffer_size)
         self._sock = sock
         # Counted as one of the socket's files: socket.close() leaves the
         # fd open until this reader is closed too, as for makefile().
@@ -295,7 +302,7 @@ cdef class SocketReader:
         """Give back a buffer that a huge line or read() grew, once empty."""
         if self._pos == self._end:
             self._pos = self._end = 0
-            if self._size > KEEP_AT_MOST:
+            if self._size > self._keep:
                 PyMem_Free(self._buf)
                 self._buf = NULL
                 self._size = 0

@@ -39,9 +39,11 @@ import time
 
 import pytest
 
+from csockserver import _streams
 from conftest import CLIENT_TIMEOUT, PYTHON, child_env, reset_on_close
-from _stream_helpers import (CHUNK, EDGES, KINDS, MiB, SHORT, Background,
-                             Interrupted, SocketReader, compiled_reader,
+from _stream_helpers import (CHUNK, COMPILED, EDGES, KINDS, MiB, SHORT,
+                             Background, Interrupted, SocketReader,
+                             compiled_reader,
                              interrupt_main_thread, makefile_reader,
                              needs_compiled, outcome, reset_by_peer,
                              send_and_close, sigusr1_handler)
@@ -138,6 +140,29 @@ def test_readline_limit_takes_at_most_one_refill_more(pair, reader_on,
     taken = len(line) - queued(a)
     assert limit <= taken < limit + CHUNK
     assert reader.read(len(line) - limit) == line[limit:]
+
+
+@pytest.mark.parametrize("reader_of", ["open_reader", "SocketReader"])
+def test_stock_reader_takes_what_makefile_takes(pair, reader_of):
+    """With the stock buffer size, one readline() takes off the socket what
+    makefile('rb') takes on the running interpreter: its refill follows
+    io.DEFAULT_BUFFER_SIZE (8 KiB up to Python 3.13, 128 KiB from 3.14)."""
+    if reader_of == "SocketReader" and not COMPILED:
+        pytest.skip("the compiled engine is not loaded")
+    line = b"y" * 99999 + b"\n"
+
+    def taken(make):
+        a, b = pair("unix")
+        b.sendall(line)        # it all fits in the socket buffer
+        with make(a) as reader:
+            assert reader.readline() == line
+            return len(line) - queued(a)
+
+    stock = {"open_reader": lambda sock: _streams.open_reader(sock, -1),
+             "SocketReader": lambda sock: SocketReader(sock)}[reader_of]
+    expected = taken(lambda sock: sock.makefile("rb"))
+    assert expected == min(len(line), io.DEFAULT_BUFFER_SIZE)
+    assert taken(stock) == expected
 
 
 @needs_compiled
