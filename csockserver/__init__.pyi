@@ -58,7 +58,8 @@ if sys.platform != "win32":
         __all__ += ["ForkingUnixStreamServer", "ForkingUnixDatagramServer"]
 
 IMPLEMENTATION: Literal["cython", "python"]
-__version__: str
+VERSION: str
+__version__: str  # socketserver's: "0.4" (deprecated from Python 3.15)
 
 def install() -> None: ...
 def uninstall() -> None: ...

@@ -47,7 +47,7 @@ def main(argv=None):
     with server_class((args.host, args.port), UpperCaseEcho) as server:
         host, port = server.server_address[:2]
         print("csockserver {} ({} engine): {} upper-case echo on {}:{};"
-              " Ctrl-C to stop".format(csockserver.__version__,
+              " Ctrl-C to stop".format(csockserver.VERSION,
                                        csockserver.IMPLEMENTATION,
                                        server_class.__bases__[0].__name__,
                                        host, port), flush=True)

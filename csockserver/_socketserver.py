@@ -21,6 +21,7 @@ its pure-Python twin, both behind the interface in ``_contract``);
 calls Python for every hook that is not.
 """
 
+import importlib.machinery
 import os
 import socket
 import sys
@@ -41,6 +42,54 @@ _HAVE_UNIX = hasattr(socket, "AF_UNIX")
 # Names whose presence follows the running interpreter's socketserver.
 _HAVE_REUSE_PORT_ATTR = sys.version_info >= (3, 11)
 _HAVE_FORKING_UNIX = sys.version_info >= (3, 12)
+
+
+def _stdlib_code():
+    """The code of the interpreter's own socketserver module, loaded (from
+    its .pyc or source) but not run; None if it cannot be found."""
+    stdlib = os.path.dirname(os.__file__)
+    try:
+        spec = importlib.machinery.PathFinder.find_spec("socketserver",
+                                                        [stdlib])
+        return spec.loader.get_code("socketserver")
+    except Exception:   # no source, no bytecode: fall back to versions
+        return None
+
+
+def _names_of(code, function):
+    """The global and attribute names that *function* (defined anywhere in
+    *code*) uses, or None if it is not there."""
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            if const.co_name == function:
+                return const.co_names
+            found = _names_of(const, function)
+            if found is not None:
+                return found
+    return None
+
+
+def _follow_stdlib():
+    """Behaviours that changed within a release series, read from the
+    running interpreter's socketserver rather than guessed from its version
+    (a bug-fix release can bring them)."""
+    code = _stdlib_code()
+    bind_names = code and _names_of(code, "server_bind")
+    if bind_names is None:
+        reuse_port_inet_only = sys.version_info >= (3, 14)
+    else:
+        reuse_port_inet_only = "AF_INET6" in bind_names
+    if code is None:
+        version_deprecated = sys.version_info >= (3, 15)
+    else:
+        version_deprecated = "__getattr__" in code.co_names
+    return reuse_port_inet_only, version_deprecated
+
+
+# SO_REUSEPORT only for AF_INET/AF_INET6 sockets (3.14, and bug-fix releases
+# of earlier series): Linux 6.12.9 and later refuse it on the others.
+# socketserver.__version__ deprecated, through a module __getattr__ (3.15).
+_REUSE_PORT_INET_ONLY, _VERSION_DEPRECATED = _follow_stdlib()
 
 if _HAVE_FORK:
     __all__ += ["ForkingUDPServer", "ForkingTCPServer", "ForkingMixIn"]
@@ -380,7 +429,9 @@ class TCPServer(BaseServer):
         if self.allow_reuse_address and hasattr(socket, "SO_REUSEADDR"):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if (getattr(self, "allow_reuse_port", False)
-                and hasattr(socket, "SO_REUSEPORT")):
+                and hasattr(socket, "SO_REUSEPORT")
+                and (not _REUSE_PORT_INET_ONLY or self.address_family
+                     in (socket.AF_INET, socket.AF_INET6))):
             self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         self.socket.bind(self.server_address)
         self.server_address = self.socket.getsockname()

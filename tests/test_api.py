@@ -297,3 +297,69 @@ def test_handle_error_report_like_stdlib(capsys):
     assert ours[1] == theirs[1]
     assert theirs[1].endswith(" <client>")
     assert ours[-2:] == theirs[-2:]
+
+
+# -- module attributes and options that follow the interpreter ---------------
+
+def _version_of(module):
+    """(value, DeprecationWarning messages) of module.__version__."""
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        value = getattr(module, "__version__", None)
+    return value, [(w.category, str(w.message), w.filename) for w in caught]
+
+
+def test_dunder_version_is_socketservers():
+    # socketserver's own "0.4", deprecated (with the same warning, pointing
+    # at the caller) where the running socketserver deprecates it.
+    assert _version_of(csockserver) == _version_of(socketserver)
+    assert _version_of(csockserver)[0] == "0.4"
+
+
+def test_own_version_is_separate():
+    import importlib.metadata
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", csockserver.VERSION)
+    try:
+        installed = importlib.metadata.version("csockserver")
+    except importlib.metadata.PackageNotFoundError:
+        return      # run from a checkout without installing it
+    assert installed == csockserver.VERSION
+
+
+def _reuse_port_after_bind(module, family, address):
+    class ReusePort(getattr(module, "UnixStreamServer"
+                            if family == socket.AF_UNIX else "TCPServer")):
+        allow_reuse_port = True
+        address_family = family
+
+    try:
+        server = ReusePort(address, module.BaseRequestHandler)
+    except OSError as exc:
+        return "bind failed: %s" % exc.strerror
+    with server:
+        return bool(server.socket.getsockopt(socket.SOL_SOCKET,
+                                             socket.SO_REUSEPORT))
+
+
+@pytest.mark.skipif(not hasattr(socketserver.TCPServer, "allow_reuse_port")
+                    or not hasattr(socket, "SO_REUSEPORT"),
+                    reason="allow_reuse_port came with Python 3.11")
+@pytest.mark.parametrize("family", ["AF_INET", "AF_INET6", "AF_UNIX"])
+def test_allow_reuse_port_as_the_running_socketserver(family, unix_path):
+    # Whether SO_REUSEPORT is set on a unix socket (or the bind fails, on
+    # Linux 6.12.9+) follows the interpreter: newer socketservers set it
+    # only on AF_INET/AF_INET6.
+    if family == "AF_INET6" and not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    family = getattr(socket, family)
+    results = []
+    for module in (socketserver, csockserver):
+        address = {socket.AF_INET: ("127.0.0.1", 0),
+                   socket.AF_INET6: ("::1", 0)}.get(family) or unix_path()
+        results.append(_reuse_port_after_bind(module, family, address))
+    assert results[0] == results[1]
+    if family != socket.AF_UNIX and results[0] is not True:
+        pytest.skip("this machine cannot bind %s" % family)
+    if family != socket.AF_UNIX:
+        assert results[1] is True

@@ -49,7 +49,7 @@ prefix = os.path.realpath(sys.prefix)
 for path in (csockserver.__file__, cengine.__file__):
     assert os.path.realpath(path).startswith(prefix + os.sep), path
 print("csockserver %s, engine %s, from %s" % (
-    csockserver.__version__, csockserver.IMPLEMENTATION,
+    csockserver.VERSION, csockserver.IMPLEMENTATION,
     os.path.dirname(cengine.__file__)))
 """
 
@@ -132,10 +132,11 @@ def check_release_file(path, interp, full, compiler):
 
 
 def wheel_tag(path):
-    match = re.search(r"-(cp3\d+)-(cp3\d+|abi3)-", os.path.basename(path))
+    """The ABI tag of a CPython wheel: "cp311", or "cp313t" (free-threaded)."""
+    match = re.search(r"-(cp3\d+)-(cp3\d+t?)-", os.path.basename(path))
     if not match:
         raise SystemExit("not a CPython wheel: %s" % path)
-    return match.group(1)
+    return match.group(2)
 
 
 def main(argv=None):
@@ -151,20 +152,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     wheels = sorted(glob.glob(os.path.join(args.dist, "*.whl")),
-                    key=lambda path: int(wheel_tag(path)[2:]))  # cp38 first
+                    key=lambda path: (int(wheel_tag(path)[2:].rstrip("t")),
+                                      wheel_tag(path)))     # cp38 first
     if not wheels:
         raise SystemExit("no wheels in %s: run tools/build_wheels.py"
                          % args.dist)
-    interpreters = {i.tag: i for i in _release.find_interpreters()}
     full_tags = None if args.full is None else {
         i.tag for i in _release.find_interpreters(args.full)}
     checked = []
     for wheel in wheels:
         tag = wheel_tag(wheel)
-        if tag not in interpreters:
-            raise SystemExit("no interpreter for %s" % wheel)
         full = full_tags is None or tag in full_tags
-        check_release_file(wheel, interpreters[tag], full, compiler=False)
+        check_release_file(wheel, _release.interpreter_for_tag(tag), full,
+                           compiler=False)
         checked.append("%s: %s" % (os.path.basename(wheel),
                                    "full" if full else "conformance"))
     if args.sdist:
