@@ -6,7 +6,9 @@ Use it where you used ``http.server``::
 
 - ``HTTPServer`` and ``ThreadingHTTPServer`` are http.server's two servers
   built from csockserver's classes: the compiled serve loop, reused
-  threads.  They turn Nagle's algorithm off for every connection (once, on
+  threads; from Python 3.14, ``HTTPSServer`` and ``ThreadingHTTPSServer``
+  too (HTTP over TLS, served by the standard library's path).  They turn
+  Nagle's algorithm off for every connection (once, on
   the listening socket, which accepted connections inherit on Linux), so a
   keep-alive reply sent as headers then body is not held back by the
   client's delayed ACK; set ``disable_nagle_algorithm = False`` on the
@@ -57,7 +59,11 @@ __all__ = ["HTTPServer", "ThreadingHTTPServer", "BaseHTTPRequestHandler",
 class HTTPServer(_socketserver.TCPServer):
     """http.server.HTTPServer on csockserver's TCPServer."""
 
-    allow_reuse_address = 1
+    # The running http.server's values (1, or True and allow_reuse_port
+    # from Python 3.14).
+    allow_reuse_address = _stdlib_http.HTTPServer.allow_reuse_address
+    if "allow_reuse_port" in vars(_stdlib_http.HTTPServer):
+        allow_reuse_port = _stdlib_http.HTTPServer.allow_reuse_port
     # Beyond http.server: TCP_NODELAY for every connection (see module doc).
     disable_nagle_algorithm = True
 
@@ -75,6 +81,59 @@ class ThreadingHTTPServer(_socketserver.ThreadingMixIn, HTTPServer):
     """HTTPServer with a thread per connection (reused between them)."""
 
     daemon_threads = True
+
+
+if hasattr(_stdlib_http, "HTTPSServer"):
+    class HTTPSServer(HTTPServer):
+        """http.server.HTTPSServer (Python 3.14+) on csockserver: HTTP over
+        TLS, the listening socket wrapped once it listens.
+
+        The TLS handshake happens as a connection is accepted, in the
+        serving thread, as with http.server; connections are served by the
+        standard library's path (csockserver's compiled files and accept
+        loop are for plain sockets).
+        """
+
+        def __init__(self, server_address, RequestHandlerClass,
+                     bind_and_activate=True, *, certfile, keyfile=None,
+                     password=None, alpn_protocols=None):
+            try:
+                import ssl
+            except ImportError:
+                raise RuntimeError("SSL module is missing; HTTPS support is"
+                                   " unavailable") from None
+            self.ssl = ssl
+            self.certfile = certfile
+            self.keyfile = keyfile
+            self.password = password
+            # HTTP/1.1 is what these handlers speak.
+            self.alpn_protocols = (["http/1.1"] if alpn_protocols is None
+                                   else alpn_protocols)
+            super().__init__(server_address, RequestHandlerClass,
+                             bind_and_activate)
+
+        def server_activate(self):
+            """Listen, then put TLS over the listening socket."""
+            super().server_activate()
+            self.socket = self._create_context().wrap_socket(
+                self.socket, server_side=True)
+
+        def _create_context(self):
+            """The server's TLS context: defaults for serving clients, this
+            server's certificate, and its ALPN protocols."""
+            ssl = self.ssl
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(self.certfile, self.keyfile,
+                                    self.password)
+            context.set_alpn_protocols(self.alpn_protocols)
+            return context
+
+    class ThreadingHTTPSServer(_socketserver.ThreadingMixIn, HTTPSServer):
+        """HTTPSServer with a thread per connection (reused between them)."""
+
+        daemon_threads = True
+
+    __all__ += ["HTTPSServer", "ThreadingHTTPSServer"]
 
 
 # Where handle_one_request() is, while a request deadline applies.

@@ -4,10 +4,15 @@
 
 import http.server as _stdlib_http
 import sys
+from collections.abc import Iterable
+from ssl import _PasswordType
+from types import ModuleType
 
-from typing_extensions import deprecated
+from _typeshed import StrOrBytesPath
+from typing_extensions import Self, deprecated
 
 from . import ThreadingMixIn, TCPServer
+from . import _HandlerFactory, _Inet6Address, _InetAddress
 
 __all__ = [
     "HTTPServer",
@@ -15,6 +20,8 @@ __all__ = [
     "BaseHTTPRequestHandler",
     "SimpleHTTPRequestHandler",
 ]
+if sys.version_info >= (3, 14):
+    __all__ += ["HTTPSServer", "ThreadingHTTPSServer"]
 if sys.version_info < (3, 15):
     __all__ += ["CGIHTTPRequestHandler"]
 
@@ -26,6 +33,28 @@ class HTTPServer(TCPServer):
     server_port: int
 
 class ThreadingHTTPServer(ThreadingMixIn, HTTPServer): ...
+
+if sys.version_info >= (3, 14):
+    class HTTPSServer(HTTPServer):
+        ssl: ModuleType
+        certfile: StrOrBytesPath
+        keyfile: StrOrBytesPath | None
+        password: _PasswordType | None
+        alpn_protocols: Iterable[str]
+        def __init__(
+            self,
+            server_address: _InetAddress | _Inet6Address,
+            RequestHandlerClass: _HandlerFactory[Self],
+            bind_and_activate: bool = True,
+            *,
+            certfile: StrOrBytesPath,
+            keyfile: StrOrBytesPath | None = None,
+            password: _PasswordType | None = None,
+            alpn_protocols: Iterable[str] | None = None,
+        ) -> None: ...
+        def server_activate(self) -> None: ...
+
+    class ThreadingHTTPSServer(ThreadingMixIn, HTTPSServer): ...
 
 # Beyond http.server, on each handler: the deadlines for slow clients, all
 # None by default (see the README's "Slow clients").

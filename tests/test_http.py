@@ -157,20 +157,95 @@ def test_command_line_keeps_http11_connections_alive(command_line, site):
 # -- the classes --------------------------------------------------------------
 
 def test_public_names_follow_http_server():
-    expected = {name for name in http.server.__all__
-                if not name.endswith("HTTPSServer")}
-    assert set(chttp.__all__) == expected
+    assert set(chttp.__all__) == set(http.server.__all__)
     for name in chttp.__all__:
         ours, theirs = getattr(chttp, name), getattr(http.server, name)
         assert issubclass(ours, theirs) or name.endswith("Server"), name
+
+
+SERVERS = [name for name in http.server.__all__ if name.endswith("Server")]
 
 
 def test_servers_are_built_from_csockserver():
     assert issubclass(chttp.HTTPServer, csockserver.TCPServer)
     assert issubclass(chttp.ThreadingHTTPServer, csockserver.ThreadingMixIn)
     assert issubclass(chttp.ThreadingHTTPServer, chttp.HTTPServer)
-    assert chttp.ThreadingHTTPServer.daemon_threads is True
-    assert chttp.HTTPServer.allow_reuse_address
+    for name in SERVERS:
+        assert issubclass(getattr(chttp, name), chttp.HTTPServer), name
+
+
+@pytest.mark.parametrize("name", SERVERS)
+def test_servers_have_http_servers_attributes(name):
+    import inspect
+    ours, theirs = getattr(chttp, name), getattr(http.server, name)
+    assert ([c.__name__ for c in ours.__mro__]
+            == [c.__name__ for c in theirs.__mro__])
+    assert inspect.signature(ours) == inspect.signature(theirs)
+    for attr in ("allow_reuse_address", "allow_reuse_port",
+                 "daemon_threads"):
+        assert (getattr(ours, attr, None), type(getattr(ours, attr, None))
+                ) == (getattr(theirs, attr, None),
+                      type(getattr(theirs, attr, None))), attr
+
+
+# -- HTTPS (Python 3.14+) -----------------------------------------------------
+
+def _test_certificate():
+    """The interpreter's test certificate for localhost (its own key in the
+    file), or None without CPython's test package."""
+    try:
+        import test
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(test.__file__), "certdata",
+                        "keycert.pem")
+    return path if os.path.exists(path) else None
+
+
+needs_https = pytest.mark.skipif(
+    not hasattr(http.server, "HTTPSServer") or _test_certificate() is None,
+    reason="http.server has HTTPS servers from Python 3.14; the test"
+           " certificate comes with CPython's test package")
+
+
+@needs_https
+@pytest.mark.parametrize("module", [http.server, chttp],
+                         ids=["stdlib", "csock"])
+def test_https_server_serves_over_tls(serve, module):
+    import ssl
+    certificate = _test_certificate()
+    server = module.ThreadingHTTPSServer(("127.0.0.1", 0), Recorder,
+                                         certfile=certificate)
+    assert (server.certfile, server.keyfile, server.password,
+            server.alpn_protocols) == (certificate, None, None, ["http/1.1"])
+    assert isinstance(server.socket, ssl.SSLSocket)
+    serve(server)
+    context = ssl.create_default_context(cafile=certificate)
+    context.set_alpn_protocols(["http/1.1"])
+    conn = http.client.HTTPSConnection("localhost", server.server_port,
+                                       timeout=CLIENT_TIMEOUT,
+                                       context=context)
+    try:
+        conn.request("GET", "/")
+        reply = conn.getresponse()
+        body = reply.read().decode()
+        assert conn.sock.selected_alpn_protocol() == "http/1.1"
+    finally:
+        conn.close()
+    # A TLS connection gets the standard library's files; Nagle is off
+    # all the same.
+    assert (reply.status, body) == (200, "BufferedReader _SocketWriter 1")
+
+
+@needs_https
+def test_https_server_reports_a_bad_certificate_as_http_server(tmp_path):
+    missing = str(tmp_path / "missing.pem")
+    errors = []
+    for module in (http.server, chttp):
+        with pytest.raises(OSError) as caught:
+            module.HTTPSServer(("127.0.0.1", 0), Recorder, certfile=missing)
+        errors.append((type(caught.value), caught.value.errno))
+    assert errors[0] == errors[1]
 
 
 class Recorder(chttp.BaseHTTPRequestHandler):
