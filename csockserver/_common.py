@@ -35,9 +35,10 @@ def run_signal_handlers():
     compiled waits' PyErr_CheckSignals() does on a wake-up with no event.
 
     The interpreter runs them at the main thread's next bytecode once told
-    a signal came, but CPython 3.13.0, in a process forked from a thread
-    that was not the main one, does not tell the main thread of a signal
-    caught on another thread: it would never run them.  pthread_sigmask()
+    a signal came, but CPython 3.13 and later (seen on 3.13.0, 3.14.10 and
+    3.15.2), in a process forked from a thread that was not the main one,
+    never tell the main thread of a signal, caught on any thread: only
+    such an explicit look runs them.  pthread_sigmask()
     with an empty set changes no mask; it is called for the
     PyErr_CheckSignals() it ends with, which Python offers no other way.
     """

@@ -516,9 +516,15 @@ def _run_worker(server, poll_interval, parent, prctl, link, caught, mask,
         _count_requests(server, link)
         if not shared:
             _listen_alone(server)
+        # Started while the signals are still held, the watcher thread
+        # keeps them blocked for good, so the kernel gives them to this
+        # thread.  Caught on another thread, a signal's handler would wait
+        # for the serving loop's next wake-up: Python 3.13 and later, in a
+        # process forked from a thread other than the main one, do not tell
+        # the main thread of a signal that another thread caught.
+        _watch_parent(server, parent)
         if mask is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
-        _watch_parent(server, parent)
         link.tell(_Link.READY)
         server.serve_forever(poll_interval)
         _finish_requests(server)

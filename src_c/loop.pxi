@@ -299,6 +299,14 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     fds[1].events = POLLIN
 
     while not getattr(server, _STOP):
+        if cap >= 0:
+            # In the main thread, the handlers of signals caught while
+            # Python ran, before a wait they would not interrupt (they need
+            # an explicit look where the interpreter fails to run them:
+            # see _common.run_signal_handlers).
+            PyErr_CheckSignals()
+            if getattr(server, _STOP):
+                break
         now = _now()
         if backoff_until and now >= backoff_until:
             backoff_until = 0.0

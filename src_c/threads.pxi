@@ -401,6 +401,10 @@ cdef int _wait_for_stop(object server, Waker waker) except -1:
     pfd.fd = waker.fd
     pfd.events = POLLIN
     while not getattr(server, _STOP):
+        if cap >= 0:
+            PyErr_CheckSignals()    # as serve_forever() before its waits
+            if getattr(server, _STOP):
+                break
         pfd.revents = 0
         with nogil:
             n = poll(&pfd, 1, cap)

@@ -96,6 +96,13 @@ def serve_forever(server, plan, fd, poll_interval, waker):
     deadline = None if interval is None else monotonic() + interval
 
     while not getattr(server, STOP):
+        if cap is not None:
+            # In the main thread, the handlers of signals caught while
+            # Python ran, before a wait they would not interrupt (see
+            # run_signal_handlers).
+            run_signal_handlers()
+            if getattr(server, STOP):
+                break
         now = monotonic()
         if backoff_until and now >= backoff_until:
             poller.register(fd, _POLL_READY)

@@ -392,6 +392,10 @@ def wait_for_stop(server, waker):
     poller.register(waker.fileno(), select.POLLIN)
     cap = SIGNAL_CHECK_INTERVAL if in_main_thread() else None
     while not getattr(server, STOP):
+        if cap is not None:
+            run_signal_handlers()   # as serve_forever() before its waits
+            if getattr(server, STOP):
+                break
         if poller.poll(millis(cap)):
             waker.drain()
         elif cap is not None:
