@@ -3,7 +3,7 @@ PYTHON ?= python3
 # Examples per socket kind for `make fuzz`.
 FUZZ_EXAMPLES ?= 20000
 
-.PHONY: build debug annotate test test-c test-py conformance asan fuzz lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
+.PHONY: build debug annotate test test-c test-py pythons conformance asan fuzz lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -22,6 +22,9 @@ test-c: build
 test-py:
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) -m pytest
 
+pythons:          ## CPython 3.14, 3.15 and a free-threaded 3.13 from Debian (~3 min the first time, then seconds)
+	$(PYTHON) tools/pythons.py ensure 3.14 3.15 3.13t
+
 conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgiref tests, on each engine
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
@@ -39,7 +42,7 @@ lint:             ## ruff over the Python files, cython-lint over src_c/
 typing:           ## mypy --strict on README's examples and tests/test_typed_usage.py; stubtest
 	$(PYTHON) tools/check_typing.py
 
-wheels:           ## dist/: the sdist and a manylinux wheel per pyenv CPython 3.8+
+wheels:           ## dist/: the sdist and a manylinux wheel per CPython 3.8+ (pyenv's, and 3.14/3.15 from tools/pythons.py)
 	$(PYTHON) tools/build_wheels.py
 
 check-dist:       ## each wheel in a venv without a compiler (3.11 in full), and the sdist

@@ -60,7 +60,7 @@ BUILT_ON_SOCKETSERVER = {
 # standard library's socketserver in this environment, so they cannot tell
 # the two apart: test id -> why.  Only add a test after checking it with
 # ``--reference`` (and ``python -m unittest -v <id>``).
-# None so far: on Linux, CPython 3.8 to 3.13, every test either passes on
+# None so far: on Linux, CPython 3.8 to 3.15, every test either passes on
 # both engines or is skipped by CPython itself (the CGI tests, as root).
 FAILS_WITHOUT_CSOCKSERVER = {
 }

@@ -12,6 +12,9 @@ import subprocess
 import sys
 import time
 
+# tools/pythons.py, beside this file.
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIST = os.path.join(ROOT, "dist")
 # Per-interpreter environments holding the release tools (pip-installed
@@ -21,46 +24,102 @@ OLDEST_MINOR = 8
 
 
 class Interpreter:
-    """One CPython to build and check for."""
+    """One CPython to build and check for.
 
-    def __init__(self, version, executable):
+    A free-threaded build is a target of its own: its wheels are tagged
+    ``cp313t`` (ABI) and built in environments of their own.
+    """
+
+    def __init__(self, version, executable, free_threaded=False):
         self.version = version                      # "3.11.7"
         self.minor = ".".join(version.split(".")[:2])  # "3.11"
         self.executable = executable
-        self.tag = "cp" + self.minor.replace(".", "")  # "cp311"
+        self.free_threaded = free_threaded
+        # The wheel's ABI tag: "cp311", or "cp313t" without the GIL.
+        self.tag = ("cp" + self.minor.replace(".", "")
+                    + ("t" if free_threaded else ""))
+        # How it is asked for: "3.11", "3.13t".
+        self.name = self.minor + ("t" if free_threaded else "")
 
     def __repr__(self):
-        return "Python %s (%s)" % (self.version, self.executable)
+        return "Python %s%s (%s)" % (self.version,
+                                     "t" if self.free_threaded else "",
+                                     self.executable)
 
 
 def _version_of(executable):
+    """(version, implementation, free-threaded) of *executable*."""
     out = subprocess.run(
-        [executable, "-c", "import platform; print(platform.python_version(),"
-         " platform.python_implementation())"],
+        [executable, "-c", "import platform, sysconfig;"
+         " print(platform.python_version(), platform.python_implementation(),"
+         " bool(sysconfig.get_config_var('Py_GIL_DISABLED')))"],
         capture_output=True, text=True, check=True).stdout.split()
-    return out[0], out[1]
+    return out[0], out[1], out[2] == "True"
+
+
+def _interpreter_at(executable):
+    version, impl, free_threaded = _version_of(executable)
+    if impl != "CPython":
+        raise SystemExit("%s is %s, not CPython" % (executable, impl))
+    return Interpreter(version, executable, free_threaded)
+
+
+def provisioned(names):
+    """Interpreters from tools/pythons.py (3.14, 3.15, 3.13t), provisioned
+    into its cache if they are not there yet."""
+    import pythons
+    try:
+        return [_interpreter_at(path) for _, path in pythons.ensure(names)]
+    except pythons.ProvisionError as exc:
+        raise SystemExit(str(exc))
 
 
 def find_interpreters(wanted=()):
-    """CPython 3.8+ interpreters: pyenv's, or just this one without pyenv.
+    """The CPythons to build for: pyenv's 3.8+ (the newest patch release of
+    each), then those tools/pythons.py provides (3.14 and 3.15; 3.13t only
+    when asked for by name); or just this one without pyenv.
 
-    *wanted* narrows the list: "3.11" or "3.11.7" pick pyenv versions, a
+    *wanted* narrows the list: "3.11" or "3.11.7" pick pyenv versions,
+    "3.14" or "3.13t" one that pyenv lacks and tools/pythons.py provides, a
     path names an interpreter directly.
     """
-    found = []
-    for name in wanted:
-        if os.sep in name:
-            version, impl = _version_of(name)
-            if impl != "CPython":
-                raise SystemExit("%s is %s, not CPython" % (name, impl))
-            found.append(Interpreter(version, name))
+    import pythons
+    found = [_interpreter_at(name) for name in wanted if os.sep in name]
     names = [name for name in wanted if os.sep not in name]
-    if found and not names:
-        return found
+    from_tool = [name for name in names if name in pythons.KNOWN]
+    names = [name for name in names if name not in pythons.KNOWN]
+    if wanted and not names:
+        return found + provisioned(from_tool)
+    chosen = found + _from_pyenv(names)
+    if not wanted:
+        # What pyenv lacks of the interpreters users run.
+        have = {i.tag for i in chosen}
+        from_tool = [name for name in pythons.FROM_SID
+                     if "cp" + name.replace(".", "") not in have]
+    return chosen + provisioned(from_tool)
+
+
+def interpreter_for_tag(tag):
+    """The interpreter that runs wheels of ABI tag *tag* ("cp311",
+    "cp313t"), provisioned by tools/pythons.py if pyenv lacks it."""
+    import pythons
+    for interp in _from_pyenv([]):
+        if interp.tag == tag:
+            return interp
+    minor = "3." + tag[3:].rstrip("t")
+    name = minor + ("t" if tag.endswith("t") else "")
+    if name in pythons.KNOWN:
+        return provisioned([name])[0]
+    raise SystemExit("no interpreter for %s wheels" % tag)
+
+
+def _from_pyenv(names):
+    """pyenv's CPythons 3.8+ (all, or those *names* pick)."""
+    found = []
     pyenv = shutil.which("pyenv")
     if pyenv is None:
-        version, _ = _version_of(sys.executable)
-        here = Interpreter(version, sys.executable)
+        here = _interpreter_at(sys.executable)
+        version = here.version
         if names and here.minor not in names and version not in names:
             raise SystemExit("no pyenv, and this Python is %s" % version)
         return found + [here]

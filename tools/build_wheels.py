@@ -52,7 +52,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     interpreters = _release.find_interpreters(args.python)
-    print("building for: " + ", ".join(i.version for i in interpreters))
+    print("building for: " + ", ".join(
+        i.version + ("t" if i.free_threaded else "") for i in interpreters))
     host = _release.find_interpreters([sys.executable])[0]
     host_python = _release.tools_python(host, "host", HOST_TOOLS)
 
