@@ -13,6 +13,7 @@ drives over loopback and tells, on its stdin, when to return from main.
 
 import socket
 import subprocess
+import sys
 import textwrap
 import time
 
@@ -152,6 +153,12 @@ def test_daemon_serving_thread_exits_with_main(program, impl, scenario):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.skipif(sys.version_info[:3] in ((3, 12, 0), (3, 12, 1)),
+                    reason="CPython 3.12.0 and 3.12.1 refuse to start a"
+                           " thread once the main thread has returned"
+                           " (RuntimeError: can't create new thread at"
+                           " interpreter shutdown; fixed in 3.12.2), for the"
+                           " stdlib's servers too")
 @pytest.mark.parametrize("scenario", ["nondaemon", "nondaemon-handoff"])
 @pytest.mark.parametrize("impl", IMPLS)
 def test_non_daemon_serving_thread_keeps_serving(program, impl, scenario):
