@@ -14,6 +14,7 @@ import time
 
 # tools/pythons.py, beside this file.
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pythons  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DIST = os.path.join(ROOT, "dist")
@@ -38,8 +39,6 @@ class Interpreter:
         # The wheel's ABI tag: "cp311", or "cp313t" without the GIL.
         self.tag = ("cp" + self.minor.replace(".", "")
                     + ("t" if free_threaded else ""))
-        # How it is asked for: "3.11", "3.13t".
-        self.name = self.minor + ("t" if free_threaded else "")
 
     def __repr__(self):
         return "Python %s%s (%s)" % (self.version,
@@ -67,7 +66,6 @@ def _interpreter_at(executable):
 def provisioned(names):
     """Interpreters from tools/pythons.py (3.14, 3.15, 3.13t), provisioned
     into its cache if they are not there yet."""
-    import pythons
     try:
         return [_interpreter_at(path) for _, path in pythons.ensure(names)]
     except pythons.ProvisionError as exc:
@@ -83,7 +81,6 @@ def find_interpreters(wanted=()):
     "3.14" or "3.13t" one that pyenv lacks and tools/pythons.py provides, a
     path names an interpreter directly.
     """
-    import pythons
     found = [_interpreter_at(name) for name in wanted if os.sep in name]
     names = [name for name in wanted if os.sep not in name]
     from_tool = [name for name in names if name in pythons.KNOWN]
@@ -102,7 +99,6 @@ def find_interpreters(wanted=()):
 def interpreter_for_tag(tag):
     """The interpreter that runs wheels of ABI tag *tag* ("cp311",
     "cp313t"), provisioned by tools/pythons.py if pyenv lacks it."""
-    import pythons
     for interp in _from_pyenv([]):
         if interp.tag == tag:
             return interp
@@ -114,15 +110,15 @@ def interpreter_for_tag(tag):
 
 
 def _from_pyenv(names):
-    """pyenv's CPythons 3.8+ (all, or those *names* pick)."""
-    found = []
+    """pyenv's CPythons 3.8+ (all, or those *names* pick); without pyenv,
+    this one."""
     pyenv = shutil.which("pyenv")
     if pyenv is None:
         here = _interpreter_at(sys.executable)
-        version = here.version
-        if names and here.minor not in names and version not in names:
-            raise SystemExit("no pyenv, and this Python is %s" % version)
-        return found + [here]
+        if names and here.minor not in names and here.version not in names:
+            raise SystemExit("no pyenv, and this Python is %s"
+                             % here.version)
+        return [here]
     bare = subprocess.run([pyenv, "versions", "--bare"], capture_output=True,
                           text=True, check=True).stdout.split()
     by_minor = {}
@@ -146,7 +142,7 @@ def _from_pyenv(names):
         if missing:
             raise SystemExit("no such CPython under pyenv: %s"
                              % ", ".join(sorted(missing)))
-    return found + chosen
+    return chosen
 
 
 def _newer(a, b):
