@@ -17,7 +17,7 @@ there is checked and reused: a second run takes seconds.
 - **3.13t**: the free-threaded build of CPython 3.13, compiled from the
   upstream source that Debian's python3.13 source package carries
   (``./configure --disable-gil``, no PGO) and installed in the cache.
-  About four minutes on two cores.  Needs gcc and the usual -dev
+  About 2.5 minutes on two cores.  Needs gcc and the usual -dev
   libraries for ssl, ctypes, sqlite3... (this machine's image has them).
 
 Everything lives in a cache outside the checkout: ``$CSOCKSERVER_PYTHONS``,
@@ -324,7 +324,7 @@ def provision_free_threaded(name, cache, home):
         say("  configure --disable-gil (%s)" % os.path.basename(source))
         run(["./configure", "--disable-gil", "--prefix=" + prefix,
              "--with-ensurepip=install"], "configure", cwd=source)
-        say("  make -j%s (about three minutes on two cores)" % jobs)
+        say("  make -j%s (about two minutes on two cores)" % jobs)
         run(["make", "-j" + jobs], "make", cwd=source)
         say("  make install")
         run(["make", "install"], "make install", cwd=source)
