@@ -89,8 +89,8 @@ def goals_table(workloads, results):
     if not lines:
         return []
     return ["## Goals", "",
-            "Median req/s ratios from the tables below, against issue 15's "
-            "goals.", "",
+            "Median req/s ratios from the tables below, against the goals "
+            "set for them.", "",
             "| workload | rows compared | ratio | goal | |",
             "|---|---|---|---|---|"] + lines + [""]
 

@@ -544,7 +544,7 @@ BOUNDS = (
 
 
 def write_section(path, command, lines, elapsed):
-    body = ["## Soak (issue 14)", "",
+    body = ["## Soak", "",
             "Command: `%s` (%.0f s, %s UTC). Python %s; server on CPU 0, "
             "clients (bench/c/loadgen, 16 at a time, not busy-polling) on "
             "CPU 1; see bench/soak.py for the kinds." % (

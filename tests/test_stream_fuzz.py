@@ -1,6 +1,6 @@
 """rfile, at random: the compiled SocketReader against ``sock.makefile('rb')``.
 
-Differential fuzzing (issue 14): a peer thread sends a random stream, cut
+Differential fuzzing: a peer thread sends a random stream, cut
 into random sends with short pauses after some of them, and ends it in one
 of four ways; the reader plays a random sequence of calls on it.  The same
 example runs once through makefile('rb') and once through SocketReader,
