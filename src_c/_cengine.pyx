@@ -20,6 +20,7 @@ engine, in Python (``csockserver._common``); nothing here imports the pure
 engine.
 """
 
+cimport cython
 from libc.errno cimport errno, EINTR, EBADF, EAGAIN, ENOSYS, EPERM
 from libc.math cimport ceil
 from libc.stdint cimport uint64_t
@@ -52,6 +53,10 @@ from libc_linux cimport (
     EPOLLIN, EPOLLONESHOT, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD,
     EPOLL_CTL_DEL,
     pid_t, fork, _exit, usleep, syscall, SYS_pidfd_open,
+)
+from atomics cimport (
+    csock_load_int, csock_store_int, csock_load_ulong, csock_store_ulong,
+    csock_load_double, csock_store_double,
 )
 from cpython_extra cimport (
     PyOS_BeforeFork, PyOS_AfterFork_Parent, PyOS_AfterFork_Child,

@@ -22,9 +22,13 @@ cdef struct Accepted:
 cdef class Waker:
     """An eventfd that lets another thread interrupt the serving loop.
 
-    wake() and close() both run with the GIL held and never release it, so
-    a wake() can never write to an fd number that close() already freed.
+    wake() may run in any thread, at any time, close() included: the fd is
+    used and forgotten under a mutex, so a wake() can never write to an fd
+    number that close() already freed (and the system maybe reused).  No
+    Python code runs while the mutex is held, so a signal handler calling
+    wake() cannot find it held by its own thread.
     """
+    cdef cython.pymutex lock
     cdef int fd
 
     def __cinit__(self):
@@ -32,23 +36,31 @@ cdef class Waker:
         if self.fd < 0:
             _raise_errno(errno)
 
+    cdef int current_fd(self) noexcept:
+        with self.lock:
+            return self.fd
+
     def fileno(self):
-        return self.fd
+        return self.current_fd()
 
     def wake(self):
         cdef uint64_t one = 1
-        if self.fd >= 0:
-            write(self.fd, &one, sizeof(one))  # EAGAIN: already awake
+        with self.lock:
+            if self.fd >= 0:
+                write(self.fd, &one, sizeof(one))  # EAGAIN: already awake
 
     def drain(self):
         cdef uint64_t value
-        if self.fd >= 0:
-            read(self.fd, &value, sizeof(value))
+        with self.lock:
+            if self.fd >= 0:
+                read(self.fd, &value, sizeof(value))
 
     def close(self):
-        if self.fd >= 0:
-            close(self.fd)
-            self.fd = -1
+        cdef int fd
+        with self.lock:
+            fd, self.fd = self.fd, -1
+        if fd >= 0:
+            close(fd)
 
     def __dealloc__(self):
         if self.fd >= 0:
@@ -295,7 +307,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
 
     fds[0].fd = fd
     fds[0].events = POLLIN | POLLPRI
-    fds[1].fd = waker.fd
+    fds[1].fd = waker.current_fd()
     fds[1].events = POLLIN
 
     while not getattr(server, _STOP):

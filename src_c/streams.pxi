@@ -215,16 +215,18 @@ cdef class SocketReader:
     cdef Py_ssize_t _pos, _end     # unread data is _buf[_pos:_end]
     cdef Py_ssize_t _chunk         # one refill's size
     cdef Py_ssize_t _keep          # a bigger empty buffer is given back
-    cdef bint _closed
-    cdef bint _timed_out           # makefile()'s reader refuses to go on
+    # _closed, _timed_out, _deadline and _owner are also read without the
+    # lock (a property, a fast path): always through atomics.
+    cdef int _closed
+    cdef int _timed_out            # makefile()'s reader refuses to go on
     cdef double _deadline          # a _now() time; negative for none
     cdef PyThread_type_lock _lock  # one reading thread at a time
     cdef unsigned long _owner
     cdef object __weakref__
 
     def __cinit__(self, sock, Py_ssize_t buffer_size=DEFAULT_CHUNK):
-        self._closed = True     # until fully built: close() has nothing to do
-        self._deadline = -1.0
+        csock_store_int(&self._closed, True)  # until fully built: nothing to close
+        csock_store_double(&self._deadline, -1.0)
         if buffer_size <= 0:
             raise ValueError("buffer size must be strictly positive")
         self._lock = PyThread_allocate_lock()
@@ -239,7 +241,7 @@ cdef class SocketReader:
         # Counted as one of the socket's files: socket.close() leaves the
         # fd open until this reader is closed too, as for makefile().
         sock._io_refs += 1
-        self._closed = False
+        csock_store_int(&self._closed, False)
 
     def __dealloc__(self):
         PyMem_Free(self._buf)
@@ -257,19 +259,19 @@ cdef class SocketReader:
     cdef int _enter(self) except -1:
         cdef unsigned long me = PyThread_get_thread_ident()
         if not PyThread_acquire_lock(self._lock, NOWAIT_LOCK):
-            if self._owner == me:
+            if csock_load_ulong(&self._owner) == me:
                 raise RuntimeError("reentrant call inside %r" % (self,))
             with nogil:
                 PyThread_acquire_lock(self._lock, WAIT_LOCK)
-        self._owner = me
+        csock_store_ulong(&self._owner, me)
         return 0
 
     cdef inline void _leave(self) noexcept:
-        self._owner = 0
+        csock_store_ulong(&self._owner, 0)
         PyThread_release_lock(self._lock)
 
     cdef inline int _check_open(self, str message) except -1:
-        if self._closed:
+        if csock_load_int(&self._closed):
             raise ValueError(message)
         return 0
 
@@ -309,11 +311,12 @@ cdef class SocketReader:
 
     cdef Py_ssize_t _recv_into(self, char *into, Py_ssize_t n) except -1:
         """_recv_some() with makefile()'s rule: no reading after a timeout."""
-        if self._timed_out:
+        if csock_load_int(&self._timed_out):
             raise OSError("cannot read from timed out object")
-        got = _recv_some(self._sock, into, n, self._deadline)
+        got = _recv_some(self._sock, into, n,
+                         csock_load_double(&self._deadline))
         if got == TIMED_OUT:
-            self._timed_out = True
+            csock_store_int(&self._timed_out, True)
             raise _socket.timeout("timed out")
         return got
 
@@ -610,13 +613,13 @@ cdef class SocketReader:
         thread: that read must not go on with an fd that is closed, and
         maybe reused for another connection, under it.
         """
-        if self._closed:
+        if csock_load_int(&self._closed):
             return
         self._enter()
         try:
-            if self._closed:
+            if csock_load_int(&self._closed):
                 return
-            self._closed = True
+            csock_store_int(&self._closed, True)
             PyMem_Free(self._buf)
             self._buf = NULL
             self._size = self._pos = self._end = 0
@@ -626,33 +629,34 @@ cdef class SocketReader:
 
     @property
     def closed(self):
-        return self._closed
+        return bool(csock_load_int(&self._closed))
 
     @property
     def deadline(self):
         """When waits for data end (time.monotonic()), or None."""
-        return None if self._deadline < 0 else self._deadline
+        cdef double at = csock_load_double(&self._deadline)
+        return None if at < 0 else at
 
     @deadline.setter
     def deadline(self, when):
         cdef double at
         if when is None:
-            self._deadline = -1.0
+            csock_store_double(&self._deadline, -1.0)
             return
         at = when
         if at != at:
             raise ValueError("deadline must not be NaN")
         # A time already past stays past (negative would mean none).
-        self._deadline = at if at > 0.0 else 0.0
+        csock_store_double(&self._deadline, at if at > 0.0 else 0.0)
 
     @property
     def timed_out(self):
         """Whether a read timed out (the reader refuses to read since)."""
-        return self._timed_out
+        return bool(csock_load_int(&self._timed_out))
 
     @property
     def name(self):
-        return -1 if self._closed else self._sock.fileno()
+        return -1 if csock_load_int(&self._closed) else self._sock.fileno()
 
     @property
     def mode(self):

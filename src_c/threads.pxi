@@ -2,8 +2,10 @@
 # handoff from the serving thread or by leader/followers on the listening
 # socket.  csockserver/_pure/threads.py is the twin and its docstring
 # explains the algorithm; here the waits and the accepts run in C with the
-# GIL released.  Counters are plain C ints changed only while holding the
-# GIL, which makes each change atomic with respect to the other workers.
+# GIL released.  The pool's counters, its stopping flag and its fds are
+# guarded by the pool's own mutex (a PyMutex on 3.13+), not by the GIL: on
+# a free-threaded interpreter the workers run truly at once.  The mutex is
+# held only around C code, never around a Python call, a wait or a hook.
 # server_close()'s part is shared with the pure engine (_common).
 
 
@@ -50,6 +52,10 @@ cdef class WorkerPool:
     cdef object room                # Condition, only with max_queued
     cdef Py_ssize_t max_threads, max_queued     # -1: no limit
     cdef int idle_ms                # -1: never retire
+    # Guarded by `lock`: plan (copied out per request), the counters, the
+    # stopping flag, and the fds' closing (closed only once no worker is
+    # live, so a live worker uses them without the lock).
+    cdef cython.pymutex lock
     cdef int live, waiting, signalled
     cdef bint stopping
     cdef int stop_fd, work_fd       # eventfds; stop is never drained
@@ -100,15 +106,24 @@ cdef class WorkerPool:
         self.close_fds()
 
     cdef void close_fds(self) noexcept:
-        if self.stop_fd >= 0:
-            close(self.stop_fd)
-            self.stop_fd = -1
-        if self.work_fd >= 0:
-            close(self.work_fd)
-            self.work_fd = -1
-        if self.epoll_fd >= 0:
-            close(self.epoll_fd)
-            self.epoll_fd = -1
+        """Close the fds, once: the last worker and stop() may both try."""
+        cdef int fds[3]
+        cdef int i
+        with self.lock:
+            fds[0], fds[1], fds[2] = self.stop_fd, self.work_fd, self.epoll_fd
+            self.stop_fd = self.work_fd = self.epoll_fd = -1
+        for i in range(3):
+            if fds[i] >= 0:
+                close(fds[i])
+
+    cdef bint is_stopping(self) noexcept:
+        with self.lock:
+            return self.stopping
+
+    cdef void set_plan(self, HookPlan *plan) noexcept:
+        with self.lock:
+            if memcmp(&self.plan, plan, sizeof(HookPlan)) != 0:
+                self.plan = plan[0]
 
     cdef void rearm(self) noexcept nogil:
         """Let the next waiter take from the listener (see _pure.threads)."""
@@ -122,14 +137,20 @@ cdef class WorkerPool:
     cdef int submit(self, request, client_address) except -1:
         """Queue a request and make sure a worker will take it."""
         cdef uint64_t one = 1
+        cdef bint grow = False
         item = (request, client_address)
         self.queue.append(item)
-        if self.waiting > self.signalled:
-            self.signalled += 1
-            write(self.work_fd, &one, sizeof(one))
-        elif self.may_grow():
+        with self.lock:
+            if self.waiting > self.signalled:
+                # Written under the lock: the woken worker is live, so the
+                # fd stays open until the lock is released.
+                self.signalled += 1
+                write(self.work_fd, &one, sizeof(one))
+            else:
+                grow = self.reserve_worker()
+        if grow:
             try:
-                self.spawn()
+                self.start_worker()
             except BaseException:
                 try:
                     self.queue.remove(item)
@@ -145,35 +166,62 @@ cdef class WorkerPool:
                     self.room.wait()
         return 0
 
-    cdef bint may_grow(self) noexcept:
-        return self.max_threads < 0 or self.live < self.max_threads
-
-    cdef int spawn(self) except -1:
-        """Start one more worker."""
-        thread = _Thread(target=self.process_request_thread)
-        thread.daemon = self.server.daemon_threads
-        _forget_ended(self.workers)
+    cdef bint reserve_worker(self) noexcept:
+        """Count one more live worker if max_threads allows (lock held);
+        start_worker() must follow."""
+        if self.max_threads >= 0 and self.live >= self.max_threads:
+            return False
         self.live += 1
-        self.workers[thread] = False
+        return True
+
+    cdef int start_worker(self) except -1:
+        """Start the worker that reserve_worker() counted."""
+        thread = None
         try:
+            thread = _Thread(target=self.process_request_thread)
+            thread.daemon = self.server.daemon_threads
+            _forget_ended(self.workers)
+            self.workers[thread] = False
             thread.start()
         except BaseException:
-            self.live -= 1
             self.workers.pop(thread, None)
+            self.retire_worker()
             raise
         return 0
+
+    cdef int spawn(self) except -1:
+        """Start one more worker, whatever max_threads says."""
+        with self.lock:
+            self.live += 1
+        return self.start_worker()
+
+    cdef void retire_worker(self) noexcept:
+        """One worker fewer; the last one out after stop() closes the fds."""
+        cdef bint last
+        with self.lock:
+            self.live -= 1
+            last = self.stopping and self.live == 0
+        if last:
+            self.close_fds()
 
     def stop(self):
         """Let idle workers go; return once none can touch the listener."""
         cdef uint64_t one = 1
-        self.stopping = True
-        if self.stop_fd >= 0:
-            write(self.stop_fd, &one, sizeof(one))
-        while self.waiting > 0:
+        cdef bint idle, done
+        with self.lock:
+            self.stopping = True
+            if self.stop_fd >= 0:
+                write(self.stop_fd, &one, sizeof(one))
+        while True:
+            with self.lock:
+                idle = self.waiting == 0
+                done = self.live == 0
+            if idle:
+                break
             with nogil:
                 usleep(200)
             PyErr_CheckSignals()  # whatever happens, Ctrl-C still works
-        if self.live == 0:
+        if done:
             self.close_fds()
 
     # -- the worker side -------------------------------------------------
@@ -183,6 +231,7 @@ cdef class WorkerPool:
     def process_request_thread(self):
         """A worker: run requests until stopped or idle for too long."""
         cdef Worker w
+        cdef HookPlan plan
         cdef bint survived
         me = _current_thread()
         w.buffer = NULL
@@ -193,8 +242,10 @@ cdef class WorkerPool:
                 if item is None:
                     break
                 self.workers[me] = True
+                with self.lock:
+                    plan = self.plan   # submit() may set a new one meanwhile
                 try:
-                    survived = _run_in_thread(self.server, &self.plan,
+                    survived = _run_in_thread(self.server, &plan,
                                               item[0], item[1])
                 finally:
                     self.workers[me] = False
@@ -203,49 +254,69 @@ cdef class WorkerPool:
                     break
         finally:
             free(w.buffer)
-            self.live -= 1
             self.workers[me] = False    # retiring: see _common.workers_of()
-            if self.stopping and self.live == 0:
-                self.close_fds()
+            self.retire_worker()
 
     cdef object next_request(self, Worker *w):
         """The next (request, client_address) to run, or None to retire."""
-        cdef bint timed_out, lonely
+        cdef bint timed_out, woken, grow, retire
         while True:
-            if self.queue:
-                item = self.queue.popleft()
-                if self.room is not None:
-                    with self.room:
-                        self.room.notify()
-                return item
-            if self.stopping:
-                return None
-            timed_out = False
-            self.waiting += 1
-            try:
-                item = self.wait_for_work(w, &timed_out)
-            finally:
-                self.waiting -= 1
-            lonely = self.waiting == 0
+            item = self.take_queued()
             if item is not None:
-                if lonely and not self.stopping and self.may_grow():
-                    # Someone must be waiting while this request runs.
+                return item
+            with self.lock:
+                if self.stopping:
+                    return None
+                self.waiting += 1
+            timed_out = woken = False
+            item = None
+            try:
+                item = self.wait_for_work(w, &timed_out, &woken)
+            finally:
+                # Both counters in one step: submit() compares them.
+                with self.lock:
+                    self.waiting -= 1
+                    if woken:
+                        self.signalled -= 1
+                    # A lonely worker about to run a request makes sure
+                    # someone is waiting meanwhile; a crew keeps one worker
+                    # however long it idles.
+                    grow = (item is not None and self.waiting == 0
+                            and not self.stopping and self.reserve_worker())
+                    retire = (not self.stopping and (
+                        self.listener is None or self.waiting > 0))
+            if item is not None:
+                if grow:
                     try:
-                        self.spawn()
+                        self.start_worker()
                     except RuntimeError:
                         pass  # no thread to spare: serve this one anyway
                 return item
-            if (timed_out and not self.queue and not self.stopping
-                    and (self.listener is None or self.waiting > 0)):
-                return None  # idle for too long (a crew keeps one)
+            if timed_out and retire and not self.queue:
+                return None  # idle for too long
 
-    cdef object wait_for_work(self, Worker *w, bint *timed_out):
+    cdef object take_queued(self):
+        """The oldest queued request, or None; another worker may empty
+        the queue between the look and the take."""
+        if not self.queue:
+            return None
+        try:
+            item = self.queue.popleft()
+        except IndexError:
+            return None
+        if self.room is not None:
+            with self.room:
+                self.room.notify()
+        return item
+
+    cdef object wait_for_work(self, Worker *w, bint *timed_out, bint *woken):
         """Wait for a queued request or a new one on the listener; None
-        means look again (and *timed_out* says whether the wait expired)."""
+        means look again.  *timed_out* says whether the wait expired,
+        *woken* whether it consumed a queue wake-up."""
         cdef epoll_event event
         cdef int n, err = 0
         cdef uint64_t value
-        cdef bint woken = False, took = False
+        cdef bint took = False, stopping
         cdef bint eager = self.listener is not None
         if self.listener is not None:
             self.prepare_take(w)
@@ -260,16 +331,16 @@ cdef class WorkerPool:
             if n == -1:
                 err = errno
             elif n == 1 and event.data.fd == self.work_fd:
-                woken = read(self.work_fd, &value,
-                             sizeof(value)) == sizeof(value)
+                woken[0] = read(self.work_fd, &value,
+                                sizeof(value)) == sizeof(value)
             elif n == 1 and event.data.fd == self.listener_fd:
                 # This worker holds the listener until it re-arms it.
-                if not self.stopping:
+                with self.lock:
+                    stopping = self.stopping
+                if not stopping:
                     took = _take_now(w, self.take_kind, self.listener_fd, &err)
                 if not took:
                     self.rearm()
-        if woken:
-            self.signalled -= 1
         if took:
             if n != -2:
                 # Holding the GIL, this request is as good as started: only
@@ -370,10 +441,10 @@ cdef int _report_escaped(exc) except -1:
 cdef int _start_thread_request(object server, HookPlan *p, object request,
                                object client_address) except -1:
     cdef WorkerPool pool = server.__dict__.get(_POOL)
-    if pool is None or pool.stopping:
+    if pool is None or pool.is_stopping():
         pool = WorkerPool(server)
         setattr(server, _POOL, pool)
-    pool.plan = p[0]
+    pool.set_plan(p)
     return pool.submit(request, client_address)
 
 
@@ -398,7 +469,7 @@ cdef int _wait_for_stop(object server, Waker waker) except -1:
     cdef pollfd pfd
     cdef int n, err
     cdef int cap = _millis(SIGNAL_CHECK_INTERVAL) if _in_main_thread() else -1
-    pfd.fd = waker.fd
+    pfd.fd = waker.current_fd()
     pfd.events = POLLIN
     while not getattr(server, _STOP):
         if cap >= 0:
