@@ -55,11 +55,9 @@ def workers_of(server):
     is seen to have ended: server_close() must be able to join a worker
     that is on its way out.
     """
-    workers = vars(server).get(WORKERS)
-    if workers is None:
-        workers = {}
-        setattr(server, WORKERS, workers)
-    return workers
+    # setdefault: two threads starting the server's first pools at once
+    # get the same dict.
+    return vars(server).setdefault(WORKERS, {})
 
 
 def forget_ended(workers):
@@ -105,6 +103,9 @@ def close_threads(server):
 # Each live worker pool, mapped to the thread that serves it (the one that
 # made it: serve_forever()'s, or process_request()'s caller).
 _pool_owners = weakref.WeakKeyDictionary()
+# Pools are made by many threads at once (no GIL makes that atomic on a
+# free-threaded interpreter), and the exit hook iterates over them.
+_pool_owners_lock = threading.Lock()
 _exiting = False
 
 
@@ -122,7 +123,8 @@ def retire_at_exit(pool):
     wait for it anyway.
     """
     owner = threading.current_thread()
-    _pool_owners[pool] = owner
+    with _pool_owners_lock:
+        _pool_owners[pool] = owner
     if _exiting and not _keeps_serving(owner):
         pool.stop()     # made after exit began, by a daemon serving thread
 
@@ -137,7 +139,9 @@ def _stop_pools_at_exit():
     _exiting = True
     while True:
         serving = []
-        for pool, owner in list(_pool_owners.items()):
+        with _pool_owners_lock:
+            pools = list(_pool_owners.items())
+        for pool, owner in pools:
             if _keeps_serving(owner):
                 serving.append(owner)
             else:
@@ -165,7 +169,13 @@ def _call_before_threads_are_joined(function):
 _call_before_threads_are_joined(_stop_pools_at_exit)
 # A forked child must never stop its parent's pools: their wake-up fds are
 # shared with the parent, whose workers would then see a stop it never made.
-os.register_at_fork(after_in_child=_pool_owners.clear)
+def _forget_parents_pools():
+    global _pool_owners_lock
+    _pool_owners_lock = threading.Lock()  # another thread may have held it
+    _pool_owners.clear()
+
+
+os.register_at_fork(after_in_child=_forget_parents_pools)
 
 
 # -- children (ForkingMixIn) -------------------------------------------------

@@ -20,7 +20,6 @@ user's server_close() (it may, say, unlink a unix socket path the parent
 still serves); that runs in the parent, as usual.
 """
 
-import itertools
 import math
 import os
 import random
@@ -596,13 +595,19 @@ def _count_requests(server, link):
     name = ("process_request" if hasattr(server, "collect_children")
             else "shutdown_request")
     hook = getattr(server, name)
-    served = itertools.count(1)   # next() is atomic under the GIL
+    served = [0]
+    # Requests end in several threads at once, without a GIL to make the
+    # count atomic on a free-threaded interpreter.
+    counting = threading.Lock()
 
     def counted(request, *args):
         try:
             return hook(request, *args)
         finally:
-            if next(served) == limit:
+            with counting:
+                served[0] += 1
+                last = served[0] == limit
+            if last:
                 link.tell(_Link.RETIRING)  # a replacement starts now
                 _retire(server)
     setattr(server, name, counted)
