@@ -3,7 +3,7 @@ PYTHON ?= python3
 # Examples per socket kind for `make fuzz`.
 FUZZ_EXAMPLES ?= 20000
 
-.PHONY: build debug annotate test test-c test-py pythons conformance asan fuzz lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
+.PHONY: build debug annotate test test-c test-py pythons conformance asan tsan fuzz lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -31,6 +31,9 @@ conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgir
 
 asan:             ## the C paths' tests on an ASan+UBSan build; the ordinary build put back
 	$(PYTHON) tools/run_sanitized.py
+
+tsan:             ## threading, stream and fork tests on a free-threaded CPython built with ThreadSanitizer (~25 min; ~3 min more the first time)
+	$(PYTHON) tools/run_tsan.py
 
 fuzz: build       ## SocketReader against makefile('rb'), FUZZ_EXAMPLES random examples per socket kind
 	$(PYTHON) tools/fuzz.py --examples $(FUZZ_EXAMPLES)

@@ -74,8 +74,8 @@ def provisioned(names):
 
 def find_interpreters(wanted=()):
     """The CPythons to build for: pyenv's 3.8+ (the newest patch release of
-    each), then those tools/pythons.py provides (3.14 and 3.15; 3.13t only
-    when asked for by name); or just this one without pyenv.
+    each), then those tools/pythons.py provides (3.14, 3.15 and the
+    free-threaded 3.13t); or just this one without pyenv.
 
     *wanted* narrows the list: "3.11" or "3.11.7" pick pyenv versions,
     "3.14" or "3.13t" one that pyenv lacks and tools/pythons.py provides, a
@@ -91,7 +91,7 @@ def find_interpreters(wanted=()):
     if not wanted:
         # What pyenv lacks of the interpreters users run.
         have = {i.tag for i in chosen}
-        from_tool = [name for name in pythons.FROM_SID
+        from_tool = [name for name in pythons.FROM_SID + pythons.FREE_THREADED
                      if "cp" + name.replace(".", "") not in have]
     return chosen + provisioned(from_tool)
 

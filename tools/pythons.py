@@ -1,6 +1,7 @@
 """CPythons that pyenv cannot give this machine, provisioned from Debian.
 
     python tools/pythons.py ensure 3.14 3.15 3.13t
+    python tools/pythons.py ensure 3.13t-tsan
 
 prints one line per interpreter asked for, ``VERSION PATH`` (the full
 version, with a ``t`` for a free-threaded build), in the order asked, and
@@ -19,6 +20,12 @@ there is checked and reused: a second run takes seconds.
   (``./configure --disable-gil``, no PGO) and installed in the cache.
   About 2.5 minutes on two cores.  Needs gcc and the usual -dev
   libraries for ssl, ctypes, sqlite3... (this machine's image has them).
+- **3.13t-tsan**: the same source, configured ``--disable-gil
+  --with-thread-sanitizer``, for ``make tsan``.  It is used from its build
+  tree, not installed (installing would compile the whole standard library
+  to bytecode under ThreadSanitizer, several times slower); the tree keeps
+  CPython's own ThreadSanitizer suppressions in
+  ``Tools/tsan/suppressions_free_threading.txt``.  About 3 minutes, 530 MB.
 
 Everything lives in a cache outside the checkout: ``$CSOCKSERVER_PYTHONS``,
 else ``$XDG_CACHE_HOME/csockserver/pythons``, else
@@ -48,7 +55,11 @@ MIRROR = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 FROM_SID = ("3.14", "3.15")
 FREE_THREADED = ("3.13t",)
-KNOWN = FROM_SID + FREE_THREADED
+SANITIZED = ("3.13t-tsan",)
+KNOWN = FROM_SID + FREE_THREADED + SANITIZED
+# CPython's suppressions for its own known races, relative to its tree.
+TSAN_SUPPRESSIONS = os.path.join("Tools", "tsan",
+                                 "suppressions_free_threading.txt")
 # Where the free-threaded build's source comes from, in the order tried:
 # the stable release's package stays downloadable; sid's index can name a
 # version its pool does not serve yet (seen: a 404 for every file).
@@ -103,6 +114,22 @@ def locked(path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def tsan_suppressions(python):
+    """CPython's ThreadSanitizer suppressions beside a 3.13t-tsan *python*
+    (which runs from its build tree)."""
+    return os.path.join(os.path.dirname(python), TSAN_SUPPRESSIONS)
+
+
+def tsan_environment(python, **options):
+    """os.environ for running a 3.13t-tsan *python*: CPython's suppressions,
+    and *options* added to TSAN_OPTIONS (e.g. log_path)."""
+    settings = ["suppressions=" + tsan_suppressions(python)]
+    settings += ["%s=%s" % item for item in sorted(options.items())]
+    env = dict(os.environ)
+    env["TSAN_OPTIONS"] = " ".join(settings)
+    return env
+
+
 def probe(python):
     """The full version of *python* if it passes the usability check."""
     check = ("import sys, sysconfig, importlib\n"
@@ -110,9 +137,13 @@ def probe(python):
              "ft = bool(sysconfig.get_config_var('Py_GIL_DISABLED'))\n"
              "print('%%d.%%d.%%d%%s' %% (sys.version_info[:3]"
              " + ('t' if ft else '',)))\n" % (MUST_IMPORT,))
+    env = None
+    if os.path.exists(tsan_suppressions(python)):
+        # A sanitized build: what CPython itself races on is not our check.
+        env = tsan_environment(python, exitcode=0, report_bugs=0)
     try:
         result = subprocess.run([python, "-c", check], capture_output=True,
-                                text=True, timeout=60)
+                                text=True, timeout=300, env=env)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise ProvisionError("%s does not run: %s" % (python, exc))
     if result.returncode != 0:
@@ -282,7 +313,11 @@ def _upstream_tarball(directory):
 
 
 def provision_free_threaded(name, cache, home):
-    minor = name.rstrip("t")
+    """Build CPython *name* ("3.13t", "3.13t-tsan") from Debian's source
+    package; return its interpreter's path."""
+    flavour = name.split("-")[0]
+    sanitized = name in SANITIZED
+    minor = flavour.rstrip("t")
     apt = PrivateApt(os.path.join(cache, "apt-src"))
     apt.prepare(["deb-src [signed-by=%s] %s %s main" % (KEYRING, MIRROR, s)
                  for s in SOURCE_SUITES])
@@ -306,7 +341,15 @@ def provision_free_threaded(name, cache, home):
                              + "; ".join(errors))
     prefix = os.path.join(home, "prefix")
     shutil.rmtree(prefix, ignore_errors=True)
-    with tempfile.TemporaryDirectory(prefix="cpython-build-") as build:
+    if sanitized:
+        # Used from its build tree: that tree must outlive this function.
+        tree = os.path.join(home, "build")
+        shutil.rmtree(tree, ignore_errors=True)
+        os.makedirs(tree)
+        building = contextlib.nullcontext(tree)
+    else:
+        building = tempfile.TemporaryDirectory(prefix="cpython-build-")
+    with building as build:
         try:
             with tarfile.open(tarball) as archive:
                 if hasattr(tarfile, "data_filter"):
@@ -321,11 +364,18 @@ def provision_free_threaded(name, cache, home):
         source = [d for d in glob.glob(os.path.join(build, "*"))
                   if os.path.exists(os.path.join(d, "configure"))][0]
         jobs = str(os.cpu_count() or 2)
-        say("  configure --disable-gil (%s)" % os.path.basename(source))
-        run(["./configure", "--disable-gil", "--prefix=" + prefix,
-             "--with-ensurepip=install"], "configure", cwd=source)
-        say("  make -j%s (about two minutes on two cores)" % jobs)
+        options = ["--disable-gil"]
+        if sanitized:
+            options.append("--with-thread-sanitizer")
+        say("  configure %s (%s)" % (" ".join(options),
+                                     os.path.basename(source)))
+        run(["./configure"] + options + ["--prefix=" + prefix,
+                                         "--with-ensurepip=install"],
+            "configure", cwd=source)
+        say("  make -j%s (about two and a half minutes on two cores)" % jobs)
         run(["make", "-j" + jobs], "make", cwd=source)
+        if sanitized:
+            return os.path.join(source, "python")
         say("  make install")
         run(["make", "install"], "make install", cwd=source)
     executable = os.path.join(prefix, "bin", "python%st" % minor)
@@ -361,7 +411,7 @@ def ensure_one(name, cache):
         else:
             path = provision_free_threaded(name, cache, home)
         version = probe(path)
-        if version.endswith("t") != name.endswith("t"):
+        if version.endswith("t") != name.split("-")[0].endswith("t"):
             raise ProvisionError("%s is %s, not %s" % (path, version, name))
         with open(ready, "w") as f:
             f.write(path + "\n")
