@@ -23,7 +23,9 @@ IMPL
 
 DISPATCH (stdlib and csock only; ignored by the others)
     sync | threading | forking | prefork (csock only: PreforkMixIn with
-    --processes worker processes, default 2)
+    --processes worker processes, default 2) | prefork-threading (csock
+    only: the same with ThreadingMixIn, threads in each worker, as
+    PreforkThreadingTCPServer)
 
 WORKLOAD
     echo  BaseRequestHandler: recv(65536) / sendall until EOF
@@ -33,6 +35,8 @@ WORKLOAD
     http  http.server.BaseHTTPRequestHandler, HTTP/1.1, do_GET -> 200 "ok"
     cpu   BaseRequestHandler echo that first spends about 1 ms of CPU in
           Python per message (for scaling over processes)
+    cpu200  the same with about 200 us of Python per message (for scaling
+          over threads on a free-threaded CPython)
 
 Protocol: once listening, one JSON line on stdout:
     {"address": [host, port] | path, "impl": ..., "engine": ..., "pid": ...}
@@ -54,6 +58,10 @@ WORKERS = 8            # threads of naive_pool and naive_lf
 BACKLOG = 1024         # listen backlog for every server
 STOP_WAIT = 1.2        # seconds to wait for serve_forever() to return
 CPU_LOOPS = 20000      # the cpu workload's loop: about 1 ms per message
+# The cpu200 workload's loop: about 200 us per message on CPython 3.13 with
+# the GIL (3.13.0: 3800 turns took 198-205 us, min and median of 500 timed
+# calls in a quiet process; 3.13t without the GIL took about as long).
+CPU200_LOOPS = 3800
 
 
 def emit(obj):
@@ -76,7 +84,9 @@ def handler_class(ss, workload):
                     self.request.sendall(data)
         return EchoHandler
 
-    if workload == "cpu":
+    if workload in ("cpu", "cpu200"):
+        loops = CPU_LOOPS if workload == "cpu" else CPU200_LOOPS
+
         class CPUBoundEchoHandler(ss.BaseRequestHandler):
             def handle(self):
                 while True:
@@ -84,7 +94,7 @@ def handler_class(ss, workload):
                     if not data:
                         break
                     total = 0
-                    for i in range(CPU_LOOPS):
+                    for i in range(loops):
                         total += i * i
                     self.request.sendall(data)
         return CPUBoundEchoHandler
@@ -139,6 +149,9 @@ def dispatch_class(ss, dispatch, name):
         return base
     if dispatch == "prefork":
         return type("Prefork" + name, (ss.PreforkMixIn, base), {})
+    if dispatch == "prefork-threading":
+        return type("PreforkThreading" + name,
+                    (ss.PreforkMixIn, ss.ThreadingMixIn, base), {})
     prefix = {"threading": "Threading", "forking": "Forking"}[dispatch]
     cls = getattr(ss, prefix + name, None)
     if cls is None:     # e.g. ForkingUnixStreamServer before Python 3.12
@@ -329,8 +342,9 @@ def run_socketserver(args, address):
     elif impl in ("stdlib", "csock", "installed"):
         cls = dispatch_class(ss, args.dispatch, name)
         attrs = common_attrs(
-            args, threading_dispatch=args.dispatch == "threading")
-        if args.dispatch == "prefork":
+            args, threading_dispatch=args.dispatch in ("threading",
+                                                       "prefork-threading"))
+        if args.dispatch.startswith("prefork"):
             attrs["processes"] = args.processes
     elif impl == "naive_pool":
         cls = make_naive_pool(getattr(ss, name))
@@ -561,11 +575,13 @@ def main(argv=None):
                     choices=["stdlib", "csock", "installed", "naive_pool",
                              "naive_lf", "asyncio", "uvloop"])
     ap.add_argument("--dispatch", default="sync",
-                    choices=["sync", "threading", "forking", "prefork"])
+                    choices=["sync", "threading", "forking", "prefork",
+                             "prefork-threading"])
     ap.add_argument("--processes", type=int, default=2,
-                    help="worker processes for --dispatch prefork")
+                    help="worker processes for --dispatch prefork*")
     ap.add_argument("--workload", required=True,
-                    choices=["echo", "line", "udp", "http", "cpu"])
+                    choices=["echo", "line", "udp", "http", "cpu",
+                             "cpu200"])
     ap.add_argument("--family", default="tcp", choices=["tcp", "unix"])
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0)
@@ -573,11 +589,12 @@ def main(argv=None):
                     "(default: a fresh path in the temp dir)")
     args = ap.parse_args(argv)
     watch_for_stop()
-    if args.dispatch == "prefork" and args.impl not in ("csock",
-                                                        "installed"):
+    if args.dispatch.startswith("prefork") and args.impl not in (
+            "csock", "installed"):
         emit({"skip": "prefork is csockserver's (PreforkMixIn)"})
         return 0
-    if args.dispatch in ("forking", "prefork") and not hasattr(os, "fork"):
+    forks = args.dispatch in ("forking", "prefork", "prefork-threading")
+    if forks and not hasattr(os, "fork"):
         emit({"skip": "no os.fork on this platform"})
         return 0
 
