@@ -266,9 +266,17 @@ class WorkerPool:
             finally:
                 # Re-armed whatever take() raised: a worker that died
                 # holding the listener would leave the crew deaf to it.
-                self.poller.modify(self._listen_fd, _ONE_SHOT)
+                self._rearm()
             return item, False, False
         return None, False, False
+
+    def _rearm(self):
+        try:
+            self.poller.modify(self._listen_fd, _ONE_SHOT)
+        except OSError:
+            # The listener is closed (server_close() while serving): there
+            # is nothing to re-arm, and what take() got must still run.
+            pass
 
     def take(self):
         """Take a ready connection or datagram without blocking, or None."""
