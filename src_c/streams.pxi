@@ -225,7 +225,8 @@ cdef class SocketReader:
     cdef object __weakref__
 
     def __cinit__(self, sock, Py_ssize_t buffer_size=DEFAULT_CHUNK):
-        csock_store_int(&self._closed, True)  # until fully built: nothing to close
+        # Until fully built: close() has nothing to do.
+        csock_store_int(&self._closed, True)
         csock_store_double(&self._deadline, -1.0)
         if buffer_size <= 0:
             raise ValueError("buffer size must be strictly positive")
