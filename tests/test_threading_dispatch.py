@@ -23,6 +23,7 @@ import resource
 import select
 import socket
 import sys
+import sysconfig
 import threading
 import time
 
@@ -39,6 +40,8 @@ if sys.version_info >= (3, 10):
 else:
     THREAD_NAME = re.compile(r"Thread-\d+\Z")
 
+# Threads really run at once: the pool's timings differ.
+FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 PROMPT = 1.0        # "returns at once", on a busy two-core machine
 STILL_BLOCKED = 0.3  # how long a blocked call must stay blocked
 
@@ -393,9 +396,14 @@ def test_2000_requests_leave_no_fd_or_thread(impl, mode):
     leaks.check()
     assert threading.active_count() == baseline
     if impl is csockserver:
-        # No thread per request: a handful of workers, reused.
-        assert most < 20, most
-        assert len(handler_threads) < 20, len(handler_threads)
+        # No thread per request: a handful of workers, reused.  Without a
+        # GIL, the worker that answered the last request is often still
+        # closing it, in parallel, when the next one is handed over: more
+        # of them start (seen: 43 to 52 on 3.13t's pure engine), still a
+        # few dozen, not one per request.
+        few = 100 if FREE_THREADED else 20
+        assert most < few, most
+        assert len(handler_threads) < few, len(handler_threads)
 
 
 def test_server_close_joins_workers_that_are_retiring(impl, mode):
