@@ -57,6 +57,10 @@ cdef class WorkerPool:
     # live, so a live worker uses them without the lock).
     cdef cython.pymutex lock
     cdef int live, waiting, signalled
+    # Workers started that have not waited yet: a lonely worker does not
+    # start another while one is on its way (without a GIL, takes come
+    # faster than a thread starts, and each would start one more).
+    cdef int starting
     cdef bint stopping
     cdef int stop_fd, work_fd       # eventfds; stop is never drained
     cdef int epoll_fd               # shared by the workers, see _pure.threads
@@ -172,6 +176,7 @@ cdef class WorkerPool:
         if self.max_threads >= 0 and self.live >= self.max_threads:
             return False
         self.live += 1
+        self.starting += 1
         return True
 
     cdef int start_worker(self) except -1:
@@ -185,7 +190,7 @@ cdef class WorkerPool:
             thread.start()
         except BaseException:
             self.workers.pop(thread, None)
-            self.retire_worker()
+            self.retire_worker(True)
             raise
         return 0
 
@@ -193,13 +198,17 @@ cdef class WorkerPool:
         """Start one more worker, whatever max_threads says."""
         with self.lock:
             self.live += 1
+            self.starting += 1
         return self.start_worker()
 
-    cdef void retire_worker(self) noexcept:
-        """One worker fewer; the last one out after stop() closes the fds."""
+    cdef void retire_worker(self, bint fresh) noexcept:
+        """One worker fewer (*fresh*: one that never waited); the last one
+        out after stop() closes the fds."""
         cdef bint last
         with self.lock:
             self.live -= 1
+            if fresh:
+                self.starting -= 1
             last = self.stopping and self.live == 0
         if last:
             self.close_fds()
@@ -232,13 +241,13 @@ cdef class WorkerPool:
         """A worker: run requests until stopped or idle for too long."""
         cdef Worker w
         cdef HookPlan plan
-        cdef bint survived
+        cdef bint survived, fresh = True
         me = _current_thread()
         w.buffer = NULL
         w.buffer_size = 0
         try:
             while True:
-                item = self.next_request(&w)
+                item = self.next_request(&w, &fresh)
                 if item is None:
                     break
                 self.workers[me] = True
@@ -255,10 +264,11 @@ cdef class WorkerPool:
         finally:
             free(w.buffer)
             self.workers[me] = False    # retiring: see _common.workers_of()
-            self.retire_worker()
+            self.retire_worker(fresh)
 
-    cdef object next_request(self, Worker *w):
-        """The next (request, client_address) to run, or None to retire."""
+    cdef object next_request(self, Worker *w, bint *fresh):
+        """The next (request, client_address) to run, or None to retire;
+        *fresh* says whether this worker has yet to wait, once."""
         cdef bint timed_out, woken, grow, retire
         while True:
             item = self.take_queued()
@@ -268,6 +278,9 @@ cdef class WorkerPool:
                 if self.stopping:
                     return None
                 self.waiting += 1
+                if fresh[0]:
+                    fresh[0] = False
+                    self.starting -= 1
             timed_out = woken = False
             item = None
             try:
@@ -282,7 +295,8 @@ cdef class WorkerPool:
                     # someone is waiting meanwhile; a crew keeps one worker
                     # however long it idles.
                     grow = (item is not None and self.waiting == 0
-                            and not self.stopping and self.reserve_worker())
+                            and self.starting == 0 and not self.stopping
+                            and self.reserve_worker())
                     retire = (not self.stopping and (
                         self.listener is None or self.waiting > 0))
             if item is not None:

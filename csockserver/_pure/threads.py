@@ -80,6 +80,10 @@ class WorkerPool:
         self.live = 0         # workers of this pool still running
         self.waiting = 0      # workers inside wait_for_work()
         self.signalled = 0    # queue wake-ups sent and not yet taken
+        # Workers started that have not waited yet: a lonely worker does
+        # not start another while one is on its way (without a GIL, takes
+        # come faster than a thread starts, and each would start one more).
+        self.starting = 0
         self.stopping = False
         self._stop_r, self._stop_w = os.pipe()
         self._work_r, self._work_w = os.pipe()
@@ -141,12 +145,14 @@ class WorkerPool:
         with self.lock:
             forget_ended(self.workers)
             self.live += 1
+            self.starting += 1
             self.workers[thread] = False
         try:
             thread.start()
         except BaseException:
             with self.lock:
                 self.live -= 1
+                self.starting -= 1
                 self.workers.pop(thread, None)
             raise
 
@@ -183,9 +189,10 @@ class WorkerPool:
     def process_request_thread(self):
         """A worker: run requests until stopped or idle for too long."""
         me = threading.current_thread()
+        fresh = [True]      # this worker has yet to wait
         try:
             while True:
-                item = self.next_request()
+                item = self.next_request(fresh)
                 if item is None:
                     break
                 self.workers[me] = True
@@ -198,11 +205,14 @@ class WorkerPool:
         finally:
             with self.lock:
                 self.live -= 1
+                if fresh[0]:
+                    self.starting -= 1
                 self.workers[me] = False    # retiring: see workers_of()
                 self._close_if_done()
 
-    def next_request(self):
-        """The next (request, client_address) to run, or None to retire."""
+    def next_request(self, fresh):
+        """The next (request, client_address) to run, or None to retire;
+        *fresh* ([bool]) says whether this worker has yet to wait, once."""
         while True:
             with self.lock:
                 if self.queue:
@@ -212,6 +222,9 @@ class WorkerPool:
                 if self.stopping:
                     return None
                 self.waiting += 1
+                if fresh[0]:
+                    fresh[0] = False
+                    self.starting -= 1
             woken = False
             try:
                 item, timed_out, woken = self.wait_for_work()
@@ -221,7 +234,7 @@ class WorkerPool:
                     self.waiting -= 1
                     if woken:
                         self.signalled -= 1
-                    lonely = self.waiting == 0
+                    lonely = self.waiting == 0 and self.starting == 0
             if item is not None:
                 if (self.listener is not None and lonely
                         and not self.stopping and self._may_grow()):
