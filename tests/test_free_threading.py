@@ -151,7 +151,10 @@ def test_importing_and_serving_leave_the_gil_off(engine):
 def test_the_readme_example_runs():
     """The README's free-threading example: it serves, and reports the GIL
     as this interpreter has it."""
-    with open(os.path.join(REPO_ROOT, "README.md"), encoding="utf-8") as f:
+    readme = os.path.join(REPO_ROOT, "README.md")
+    if not os.path.exists(readme):
+        pytest.skip("no README.md here (the tests of an installed package)")
+    with open(readme, encoding="utf-8") as f:
         section = f.read().split("## Free-threaded Python\n", 1)[1]
     section = section.split("\n## ", 1)[0]
     code = re.search(r"^```python\n(.*?)^```$", section, re.S | re.M)
