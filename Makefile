@@ -32,7 +32,7 @@ conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgir
 asan:             ## the C paths' tests on an ASan+UBSan build; the ordinary build put back
 	$(PYTHON) tools/run_sanitized.py
 
-tsan:             ## threading, stream and fork tests on a free-threaded CPython built with ThreadSanitizer (~25 min; ~3 min more the first time)
+tsan:             ## threading, stream and fork tests on a free-threaded CPython built with ThreadSanitizer (~17 min; ~3 min more the first time)
 	$(PYTHON) tools/run_tsan.py
 
 fuzz: build       ## SocketReader against makefile('rb'), FUZZ_EXAMPLES random examples per socket kind

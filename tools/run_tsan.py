@@ -1,8 +1,8 @@
 """Run the threading, stream and fork tests under ThreadSanitizer, on a
 free-threaded CPython with the GIL off.
 
-    python tools/run_tsan.py                # every module in TESTS (~25 min)
-    python tools/run_tsan.py --quick        # QUICK only (~5 min; CI's run)
+    python tools/run_tsan.py                # every module in TESTS (~17 min)
+    python tools/run_tsan.py --quick        # QUICK only (~3 min; CI's run)
     python tools/run_tsan.py -- -k reader   # more pytest arguments
 
 1. ``tools/pythons.py ensure 3.13t-tsan`` provides CPython 3.13 built
@@ -193,7 +193,7 @@ def main(argv=None):
         say("pytest on %s, CPython %s under ThreadSanitizer (%s)"
             % (len(modules) == len(TESTS) and "every module in TESTS"
                or ", ".join(modules), version,
-               "about 3 minutes" if args.quick else "about 25 minutes"))
+               "about 1 minute" if args.quick else "about 15 minutes"))
         # die_after_fork=0: a prefork worker forked from a threaded
         # supervisor starts threads of its own, which ThreadSanitizer
         # would otherwise end it for.
