@@ -327,17 +327,13 @@ def run_one(row, python, cpus, mode, workload, settings, loadgen):
             time.sleep(settings.duration)
             cpu_after, ended = (tree_cpu_seconds(server.pid),
                                 time.monotonic())
-            out, err = load.communicate(
-                timeout=settings.duration + settings.warmup + 30)
-        finally:
-            if load.poll() is None:
-                load.kill()
-                load.wait()
-        if load.returncode != 0:
-            raise RuntimeError("load generator failed: %s" %
-                               err.decode(errors="replace")[-300:])
-        return Run(json.loads(out.decode().splitlines()[-1]),
-                   cpu_after - cpu_before, ended - started)
+        except BaseException:
+            load.kill()
+            load.wait()
+            raise
+        result = measure.load_result(
+            load, settings.duration + settings.warmup + 30)
+        return Run(result, cpu_after - cpu_before, ended - started)
     finally:
         measure._stop(server)
 

@@ -179,8 +179,20 @@ def _drive(proc, workload, settings, pin, tools):
         cpu_before = _cpu_seconds(pid)
         time.sleep(settings["duration"])
         cpu_after = _cpu_seconds(pid)
-        budget = settings["duration"] + settings["warmup"] + 15
-        out, err = load.communicate(timeout=budget)
+    except BaseException:
+        load.kill()
+        load.wait()
+        raise
+    result = load_result(load,
+                         settings["duration"] + settings["warmup"] + 15)
+    return Measurement(load=result, server_cpu=cpu_after - cpu_before)
+
+
+def load_result(load, timeout):
+    """The load generator's JSON summary, once it has ended (within
+    *timeout*, else it is killed); RuntimeError if it failed."""
+    try:
+        out, err = load.communicate(timeout=timeout)
     finally:
         if load.poll() is None:
             load.kill()
@@ -188,5 +200,4 @@ def _drive(proc, workload, settings, pin, tools):
     if load.returncode != 0:
         raise RuntimeError("load generator failed: %s" %
                            err.decode(errors="replace")[-500:])
-    return Measurement(load=json.loads(out.decode().splitlines()[-1]),
-                       server_cpu=cpu_after - cpu_before)
+    return json.loads(out.decode().splitlines()[-1])

@@ -49,7 +49,7 @@ def _ratio(a, b):
 
 
 # The goals the report checks: (workload, server, baseline, goal ratio,
-# what it says).  Issue 15's table: compiled csockserver, written the way
+# what it says): compiled csockserver, written the way
 # users write servers, against the stdlib and against what a user would
 # write instead of either.
 GOALS = [
