@@ -148,13 +148,14 @@ def test_importing_and_serving_leave_the_gil_off(engine):
     assert result.stdout.split() == [expected, "False"]
 
 
-def test_the_readme_example_runs():
-    """The README's free-threading example: it serves, and reports the GIL
+def test_the_guide_example_runs():
+    """The guide's free-threading example: it serves, and reports the GIL
     as this interpreter has it."""
-    readme = os.path.join(REPO_ROOT, "README.md")
-    if not os.path.exists(readme):
-        pytest.skip("no README.md here (the tests of an installed package)")
-    with open(readme, encoding="utf-8") as f:
+    guide = os.path.join(REPO_ROOT, "docs", "guide.md")
+    if not os.path.exists(guide):
+        pytest.skip("no docs/guide.md here (the tests of an installed"
+                    " package)")
+    with open(guide, encoding="utf-8") as f:
         section = f.read().split("## Free-threaded Python\n", 1)[1]
     section = section.split("\n## ", 1)[0]
     code = re.search(r"^```python\n(.*?)^```$", section, re.S | re.M)

@@ -76,7 +76,7 @@ TOO_SLOW_UNDER_TSAN = {
 TOOLS = ("pytest>=7", "pytest-timeout>=2", "hypothesis>=6",
          "Cython>=3.1,<4", "setuptools>=64")
 COPIED = ("csockserver", "src_c", "tests", "setup.py", "pyproject.toml",
-          "README.md", "LICENSE")
+          "README.md", "docs", "LICENSE")
 REPORT_START = "WARNING: ThreadSanitizer:"
 OURS = re.compile(r"_cengine")
 
