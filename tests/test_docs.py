@@ -31,7 +31,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 
 import pytest
 
@@ -126,7 +125,7 @@ def test_the_documents_are_all_here():
             "docs/internals.md", "docs/development.md"} <= names
 
 
-# -- python: run ---------------------------------------------------------------
+# -- python: run -------------------------------------------------------------
 
 def run_program(code, tmp_path, timeout=JOIN_TIMEOUT * 6):
     program = tmp_path / "example.py"
@@ -190,13 +189,13 @@ def run_under_systemd(block, tmp_path):
     assert "Traceback" not in err, err
 
 
-# -- sh: check -----------------------------------------------------------------
+# -- sh: check ---------------------------------------------------------------
 
 # Programs the documents may name without a check of their own: standard
 # tools, and the peers and system services the text is about.
-KNOWN_PROGRAMS = {".", "source", "cd", "cut", "git", "nc", "curl", "kill", "sysctl",
-                  "systemctl", "haproxy", "wrk", "taskset", "tee", "sudo",
-                  "apt-get", "ls"}
+KNOWN_PROGRAMS = {".", "source", "cd", "cut", "git", "nc", "curl", "kill",
+                  "sysctl", "systemctl", "haproxy", "wrk", "taskset",
+                  "tee", "sudo", "apt-get", "ls"}
 
 
 def commands(code):
@@ -332,7 +331,7 @@ def test_shell_block_names_what_exists(block):
         check_command(words)
 
 
-# -- configuration ---------------------------------------------------------------
+# -- configuration -----------------------------------------------------------
 
 SYSTEMD_SECTIONS = {"Unit", "Service", "Socket", "Install", "Timer"}
 

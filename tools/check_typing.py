@@ -6,8 +6,8 @@
 Three steps, each with mypy from the running interpreter
 (``python -m pip install mypy``):
 
-readme     every ```python block of README.md, as its own module, passes
-           ``mypy --strict``;
+readme     every ```python block of README.md and docs/*.md, as its own
+           module, passes ``mypy --strict``;
 usage      tests/test_typed_usage.py passes ``mypy --strict``;
 stubtest   ``python -m mypy.stubtest csockserver`` finds the stubs
            (``__init__.pyi``, ``http.pyi``) true to the runtime.
@@ -25,6 +25,7 @@ Exits non-zero when a step fails; prints one line per step.
 """
 
 import argparse
+import glob
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
+DOCUMENTS = [README] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
 USAGE = os.path.join(ROOT, "tests", "test_typed_usage.py")
 ALLOWLIST = os.path.join(ROOT, "tools", "stubtest-allowlist.txt")
 STUB_FILES = ("__init__.pyi", "http.pyi", "py.typed")
@@ -95,26 +97,31 @@ class Checker:
     # -- the steps ---------------------------------------------------------
 
     def check_readme(self):
-        with open(README, encoding="utf-8") as f:
-            text = f.read()
-        blocks = list(readme_blocks(text))
+        blocks = []
+        for document in DOCUMENTS:
+            with open(document, encoding="utf-8") as f:
+                text = f.read()
+            name = os.path.relpath(document, ROOT)
+            blocks.extend((name, first, source)
+                          for first, source in readme_blocks(text))
         if not blocks:
             self.report("readme", False, "no ```python block in README.md")
             return
         folder = os.path.join(self.workdir, "readme")
         os.mkdir(folder)
         files = {}
-        for index, (first, source) in enumerate(blocks, 1):
-            path = os.path.join(folder, "readme_block_%d.py" % index)
-            # Padded so that mypy's line numbers are README.md's.
+        for index, (name, first, source) in enumerate(blocks, 1):
+            path = os.path.join(folder, "doc_block_%d.py" % index)
+            # Padded so that mypy's line numbers are the document's.
             with open(path, "w", encoding="utf-8") as f:
                 f.write("\n" * (first - 1) + source)
-            files[path] = first
+            files[path] = name
         code, out = self.mypy_strict(sorted(files))
-        for path in files:
-            out = out.replace(path, "README.md")
+        for path, name in files.items():
+            out = out.replace(path, name)
         self.report("readme", code == 0,
-                    "%d python blocks under mypy --strict" % len(blocks), out)
+                    "%d python blocks of README.md and docs/ under mypy"
+                    " --strict" % len(blocks), out)
 
     def check_usage(self):
         code, _ = self.run(["-c", "import pytest"])
