@@ -21,7 +21,18 @@ For each wheel, with the interpreter its tag names:
    --installed`` (mypy --strict and stubtest on the installed stubs).
 
 ``--sdist`` installs the sdist the same way with this interpreter, but with
-the compiler in reach, so that pip builds it, and runs the same checks.
+the compiler in reach, so that pip builds it (with
+CSOCKSERVER_REQUIRE_EXTENSIONS=1, so that a failed compile stops it), and
+runs the same checks.  Then, in one more fresh environment, it installs the
+sdist twice more, with no compiler reachable and then with
+CSOCKSERVER_NO_EXTENSIONS=1: each install must succeed, the first saying
+in its log that it builds without the compiled engine, and the package must
+run on the pure-Python engine (an import and one echoed line: about 20 s
+in all; the engine itself is the tests' to check).
+
+pip keeps the wheels it builds from an sdist in its cache, under the
+sdist's path, whatever its contents: the sdist is always installed with
+``--no-cache-dir``, so that no build reuses an earlier one's wheel.
 """
 
 import argparse
@@ -52,6 +63,34 @@ print("csockserver %s, engine %s, from %s" % (
     csockserver.VERSION, csockserver.IMPLEMENTATION,
     os.path.dirname(cengine.__file__)))
 """
+
+PURE_CHECK = """
+import os, socket, sys, threading, csockserver
+assert csockserver.IMPLEMENTATION == "python", csockserver.IMPLEMENTATION
+prefix = os.path.realpath(sys.prefix)
+assert os.path.realpath(csockserver.__file__).startswith(prefix + os.sep)
+try:
+    import csockserver._cengine
+except ImportError:
+    pass
+else:
+    raise AssertionError("a compiled engine was installed")
+
+class Echo(csockserver.StreamRequestHandler):
+    def handle(self):
+        self.wfile.write(self.rfile.readline())
+
+with csockserver.ThreadingTCPServer(("127.0.0.1", 0), Echo) as server:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    with socket.create_connection(server.server_address, timeout=10) as c:
+        c.sendall(b"ping\\n")
+        assert c.makefile("rb").readline() == b"ping\\n"
+    server.shutdown()
+print("csockserver %s, engine %s, echoed a line" % (
+    csockserver.VERSION, csockserver.IMPLEMENTATION))
+"""
+# setup.py's one line when it builds without the engine.
+WITHOUT_ENGINE = "csockserver: building without the compiled engine ("
 
 
 def no_compiler_env(workdir, venv_python):
@@ -127,8 +166,39 @@ def check_release_file(path, interp, full, compiler):
                           " assert cc and 'no-compiler' in cc, cc"], env=env)
             pip += ["--only-binary", ":all:"]
         deps = list(TEST_DEPS) + (list(TYPING_DEPS) if full else [])
-        _release.run(pip + [path] + deps, quiet=True, env=env)
+        if compiler:
+            env["CSOCKSERVER_REQUIRE_EXTENSIONS"] = "1"
+            _release.run(pip + deps, quiet=True, env=env)
+            _release.run(pip + ["--no-cache-dir", path], quiet=True, env=env)
+        else:
+            _release.run(pip + [path] + deps, quiet=True, env=env)
         check_installed(python, env, workdir, full)
+
+
+def check_sdist_without_engine(sdist, interp):
+    """The sdist installed where the engine cannot be built, then where it
+    is not wanted: the pure-Python engine, each time."""
+    print("\n== %s on Python %s, without the compiled engine ==" % (
+        os.path.basename(sdist), interp.version), flush=True)
+    with tempfile.TemporaryDirectory(prefix="csock-check-") as workdir:
+        python = _release.make_venv(interp, os.path.join(workdir, "venv"))
+        # Not the CSOCKSERVER_REQUIRE_EXTENSIONS that CI exports.
+        env = {k: v for k, v in no_compiler_env(workdir, python).items()
+               if not k.startswith("CSOCKSERVER_") and k != "PYTHONPATH"}
+        pip = [python, "-m", "pip", "install", "--disable-pip-version-check",
+               "--no-cache-dir", "--force-reinstall", "--no-deps", "-v"]
+        built = _release.run(pip + [sdist], quiet=True, env=env)
+        if WITHOUT_ENGINE not in built.stdout:
+            raise SystemExit("the build without a compiler did not say it"
+                             " went without the engine")
+        _release.run([python, "-c", PURE_CHECK], env=env, cwd=workdir)
+        env["CSOCKSERVER_NO_EXTENSIONS"] = "1"
+        built = _release.run(pip + [sdist], quiet=True, env=env)
+        if WITHOUT_ENGINE in built.stdout:
+            raise SystemExit("CSOCKSERVER_NO_EXTENSIONS=1 still tried to"
+                             " build the engine")
+        del env["CSOCKSERVER_NO_EXTENSIONS"]
+        _release.run([python, "-c", PURE_CHECK], env=env, cwd=workdir)
 
 
 def wheel_tag(path):
@@ -175,6 +245,9 @@ def main(argv=None):
         checked.append("%s on %s: %s" % (os.path.basename(sdist),
                                          host.version,
                                          "full" if full else "conformance"))
+        check_sdist_without_engine(sdist, host)
+        checked.append("%s on %s without the compiled engine: import, echo"
+                       % (os.path.basename(sdist), host.version))
     print("\nchecked:\n  " + "\n  ".join(checked))
     return 0
 
