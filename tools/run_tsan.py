@@ -145,10 +145,12 @@ def build(work, python, site):
     say("building the instrumented engine")
     run([sys.executable, "setup.py", "-q", "--name"], dict(os.environ),
         cwd=work, what="cythonize")
-    # CPython's own races while it compiles are not ours to report.
-    run([python, "setup.py", "-q", "build_ext", "--inplace"],
-        tsan_env(python, site, exitcode=0, report_bugs=0), cwd=work,
-        what="build_ext")
+    # CPython's own races while it compiles are not ours to report.  A
+    # failed compile must stop the run, not test the pure engine instead.
+    env = tsan_env(python, site, exitcode=0, report_bugs=0)
+    env["CSOCKSERVER_REQUIRE_EXTENSIONS"] = "1"
+    run([python, "setup.py", "-q", "build_ext", "--inplace"], env,
+        cwd=work, what="build_ext")
 
 
 def split_reports(text):
