@@ -1,6 +1,11 @@
 """Process faults, csockserver beside what a stdlib user has instead.
 
-    python -m bench.faults [--repeat 3] [--engine c|py] [--out -]
+    python -m bench.probes faults [--repeat 3] [--engine c|py]
+                                  [--probes NAME...] [--out PATH|-]
+
+(also ``python -m bench.faults``, with the same options).  About a minute
+with three repeats; the table goes to stdout and to ``--out`` (default
+build/bench/faults.md).
 
 Each probe kills or stops processes under a light load and counts what the
 clients saw:
@@ -26,6 +31,7 @@ each repeat's figure is shown, the stdlib and csockserver alternating.
 
 import argparse
 import os
+import shlex
 import signal
 import socket
 import statistics
@@ -33,6 +39,9 @@ import subprocess
 import sys
 import threading
 import time
+
+from . import output
+from .progress import Progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SERVER_CPU, CLIENT_CPU = 0, 1
@@ -353,28 +362,56 @@ STANDINS = {"supervisor": "naive os.fork() prefork",
             "workers": "naive os.fork() prefork",
             "shutdown": "socketserver.ThreadingTCPServer",
             "reap": "socketserver.ForkingTCPServer"}
+# Seconds each probe takes on each side, for the estimates of time left:
+# the stand-in's workers outlive the supervisor for the 5 s watched; the
+# stdlib reaps each of 20 children at its next 0.5 s poll.
+SECONDS = {("supervisor", "stdlib"): 6, ("supervisor", "csock"): 1,
+           ("workers", "stdlib"): 1, ("workers", "csock"): 3,
+           ("shutdown", "stdlib"): 1, ("shutdown", "csock"): 1,
+           ("reap", "stdlib"): 10, ("reap", "csock"): 1}
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--engine", choices=["c", "py"], default="c")
-    parser.add_argument("--probes", nargs="*", default=list(PROBES))
-    args = parser.parse_args(argv)
+def parser(prog="python -m bench.probes faults"):
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description=__doc__.split("\n")[0])
+    output.add_arguments(ap, "faults")
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--engine", choices=["c", "py"], default="c")
+    ap.add_argument("--probes", nargs="*", default=list(PROBES),
+                    choices=list(PROBES))
+    return ap
+
+
+def main(argv=None, prog="python -m bench.probes faults"):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(prog).parse_args(argv)
+    output.check_out(args)
     if hasattr(os, "sched_setaffinity") and os.cpu_count() >= 2:
         os.sched_setaffinity(0, {CLIENT_CPU})
-    print("| probe | stdlib (%s) | csockserver (%s engine) |" % (
-        "what a stdlib user has", args.engine))
-    print("|---|---|---|")
+    kinds = ("stdlib", "csock")
+    progress = Progress([SECONDS[name, kind] for name in args.probes
+                         for _ in range(args.repeat) for kind in kinds])
+    lines = ["| probe | stdlib (%s) | csockserver (%s engine) |" % (
+                 "what a stdlib user has", args.engine),
+             "|---|---|---|"]
     for name in args.probes:
-        rows = {"stdlib": [], "csock": []}
-        for _ in range(args.repeat):
-            for kind in rows:     # side by side, alternating
+        rows = {kind: [] for kind in kinds}
+        for repeat in range(args.repeat):
+            for kind in kinds:     # side by side, alternating
+                progress.step("%s, %s (repeat %d of %d)" % (
+                    name, STANDINS[name] if kind == "stdlib"
+                    else "csockserver", repeat + 1, args.repeat))
                 rows[kind].append(PROBES[name](kind, args.engine))
-        print("| %s | %s: %s | %s |" % (
+                progress.note(rows[kind][-1])
+        lines.append("| %s | %s: %s | %s |" % (
             name, STANDINS[name], "; ".join(rows["stdlib"]),
-            "; ".join(rows["csock"])), flush=True)
+            "; ".join(rows["csock"])))
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
+    text = "Command: `%s` (%.0f s).\n\n%s" % (
+        command, progress.elapsed(), "\n".join(lines))
+    output.tell(output.write_report(text, args), seconds=progress.elapsed())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(prog="python -m bench.faults"))

@@ -1,12 +1,14 @@
 """What a free-threaded CPython buys a threaded server.
 
-    python -m bench.free_threading [--repeat 3] [--duration 3] [--warmup 1]
-                                   [--quick] [--out PATH|-]
+    python -m bench free-threading [--quick] [--repeat 3] [--duration 3]
+                                   [--warmup 1] [--out PATH|-]
 
-About 5 minutes with the defaults (60 measurements), a minute with
-``--quick`` (one repeat of 1.5 s); the first time, add provisioning CPython
-3.13t (about 3 minutes, see tools/pythons.py) and building the engine for
-an interpreter that has no build in the checkout yet (under a minute).
+(also ``python -m bench.free_threading``, with the same options).  About 5
+minutes with the defaults (60 measurements), a minute with ``--quick`` (one
+repeat of 1.5 s); the first time, add provisioning CPython 3.13t (about 3
+minutes, see tools/pythons.py) and building the engine for an interpreter
+that has no build in the checkout yet (under a minute).  The report goes to
+stdout and to ``--out`` (default build/bench/free-threading.md).
 
 A handler that spends about 200 us in Python per message (the ``cpu200``
 workload of bench/servers.py) is served by:
@@ -26,7 +28,7 @@ and whether csockserver keeps its lead over the standard library there.  A
 second table serves a plain echo on CPU 0 with csockserver on 3.13t and on
 3.13: the price of the free-threaded build for one thread.
 
-Why a separate script: the main runner (``python -m bench``) runs every
+Why a suite of its own: the matrix (``python -m bench``) runs every
 server on the interpreter that runs it, pins the load generator to CPU 1
 and busy-polls it, and charges only the server process's CPU.  Here the
 servers run on two other interpreters, the load generator is not pinned
@@ -55,8 +57,9 @@ if __package__ in (None, ""):   # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
 
-from bench import measure
+from bench import measure, output
 from bench.build import build_tools
+from bench.progress import Progress
 from bench.workloads import Server
 
 ROOT = measure.ROOT
@@ -492,34 +495,31 @@ def say(message):
     print(message, file=sys.stderr, flush=True)
 
 
-def parse_args(argv):
-    ap = argparse.ArgumentParser(prog="python -m bench.free_threading",
+def parser(prog="python -m bench free-threading"):
+    ap = argparse.ArgumentParser(prog=prog,
                                  description=__doc__.splitlines()[0])
+    output.add_arguments(ap, "free-threading",
+                         quick="one repeat of 1.5 s (about a minute)")
     ap.add_argument("--repeat", type=int, default=None,
                     help="runs per row (default 3)")
     ap.add_argument("--duration", type=float, default=None,
                     help="measured seconds per run (default 3)")
     ap.add_argument("--warmup", type=float, default=1.0,
                     help="seconds of load before measuring (default 1)")
-    ap.add_argument("--quick", action="store_true",
-                    help="one repeat of 1.5 s (about a minute)")
-    ap.add_argument("--out", default="-",
-                    help="also write the markdown to this file ('-': stdout"
-                         " only, the default)")
-    args = ap.parse_args(argv)
-    repeat = args.repeat or (1 if args.quick else 3)
-    duration = args.duration or (1.5 if args.quick else 3.0)
-    return args, Settings(repeat, duration, args.warmup)
+    return ap
 
 
-def main(argv=None):
+def main(argv=None, prog="python -m bench free-threading"):
     argv = sys.argv[1:] if argv is None else argv
-    args, settings = parse_args(argv)
-    command = " ".join(["python -m bench.free_threading"]
-                       + [shlex.quote(a) for a in argv])
+    args = parser(prog).parse_args(argv)
+    settings = Settings(args.repeat or (1 if args.quick else 3),
+                        args.duration or (1.5 if args.quick else 3.0),
+                        args.warmup)
+    output.check_out(args)
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
     if shutil.which("taskset") is None:
-        raise SystemExit("bench.free_threading: needs taskset (util-linux)"
-                         " to pin the servers")
+        raise SystemExit("%s: needs taskset (util-linux) to pin the servers"
+                         % prog)
     loadgen = build_tools()["loadgen"]
 
     pythons = {FREE: find_free_threaded(), GIL: find_gil()}
@@ -538,13 +538,14 @@ def main(argv=None):
             for row, cpus in rows
             if pythons[row.python].usable(row.impl)]
     each = settings.warmup + settings.duration + OVERHEAD
-    say("%d measurements: about %.1f minutes" % (
-        len(plan), len(plan) * each / 60))
+    progress = Progress([each] * len(plan))
 
     results = {}    # (workload, mode name, row, cpus) -> [Run or exception]
-    started = time.monotonic()
-    for done, (repeat, workload, mode, row, cpus) in enumerate(plan, 1):
+    for repeat, workload, mode, row, cpus in plan:
         python = pythons[row.python]
+        progress.step("%s %s: %s on %s, %s (repeat %d of %d)" % (
+            workload, mode.name, row.server, python.version,
+            CPUS_WHERE[cpus], repeat + 1, settings.repeat))
         try:
             run = run_one(row, python, cpus, mode, workload, settings,
                           loadgen)
@@ -553,22 +554,15 @@ def main(argv=None):
                 subprocess.TimeoutExpired) as exc:
             run, summary = exc, "failed: %s" % exc
         results.setdefault((workload, mode.name, row, cpus), []).append(run)
-        left = (time.monotonic() - started) / done * (len(plan) - done)
-        say("[%d/%d] repeat %d, %s %s: %s on %s, %s:\n    %s  (%.0f s"
-            " left)" % (done, len(plan), repeat + 1, workload, mode.name,
-                        row.server, python.version, CPUS_WHERE[cpus],
-                        summary, left))
+        progress.note(summary)
 
-    parts = [header(command, time.monotonic() - started, settings, pythons)]
+    parts = [header(command, progress.elapsed(), settings, pythons)]
     parts += [cpu_table(mode, results, pythons) for mode in CPU_MODES]
     parts.append(echo_table(results, pythons))
-    text = "\n".join(parts)
-    print(text)
-    if args.out != "-":
-        with open(args.out, "w") as f:
-            f.write(text)
+    output.tell(output.write_report("\n".join(parts), args),
+                seconds=progress.elapsed())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m bench.free_threading"))

@@ -1,6 +1,12 @@
 """csockserver behind a real HAProxy: scale-out and rolling reload.
 
-    python bench/haproxy_scaleout.py [--repeat 3] [--duration 3] [--out -]
+    python -m bench haproxy [--quick] [--repeat 3] [--duration 3]
+                            [--out PATH|-]
+
+(also ``python bench/haproxy_scaleout.py``, with the same options).  About
+5 minutes with the defaults, 1.5 with ``--quick`` (one repeat, scale-out
+runs of 1 s); the report goes to stdout and to ``--out`` (default
+build/bench/haproxy.md).
 
 Needs ``haproxy`` and ``wrk`` (Debian packages of those names).  HAProxy
 runs in TCP mode on a kernel-chosen port of 127.0.0.1 (``bind fd@N``),
@@ -36,6 +42,7 @@ reset.
 import argparse
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -47,10 +54,21 @@ import textwrap
 import threading
 import time
 
+if __package__ in (None, ""):   # run as a script: make ``bench`` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+
+from bench import output
+from bench.progress import Progress
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 BACKEND_CPU, FRONT_CPU = "0", "1"
 CONNECTIONS = 16
+RELOAD_RUN = 10.0   # seconds of wrk per rolling-reload run
+# Seconds a run takes beyond its wrk window: starting HAProxy and the
+# backends, wrk's 1 s warm-up, stopping them.
+OVERHEAD = 2.0
 
 BACKEND = textwrap.dedent("""
     import os, sys
@@ -226,12 +244,19 @@ def wrk(address, mode, duration):
     return rps, float(p99.group(1)) * scale, errors
 
 
-def scale_out(repeat, duration):
-    cases = [(kind, count, mode) for mode in ("keep-alive", "close")
-             for kind in ("stdlib", "csock", "prefork") for count in (1, 3)]
+SCALE_CASES = [(kind, count, mode) for mode in ("keep-alive", "close")
+               for kind in ("stdlib", "csock", "prefork") for count in (1, 3)]
+RELOAD_CASES = [(mode, reload) for mode in ("keep-alive", "close")
+                for reload in (False, True)]
+
+
+def scale_out(repeat, duration, progress):
+    cases = SCALE_CASES
     runs = {case: [] for case in cases}
-    for _ in range(repeat):
+    for round_ in range(repeat):
         for kind, count, mode in cases:
+            progress.step("scale-out, %d × %s, %s (repeat %d of %d)" % (
+                count, kind, mode, round_ + 1, repeat))
             cluster = Cluster(kind, count)
             try:
                 wrk(cluster.address, mode, 1)               # warm-up
@@ -239,6 +264,8 @@ def scale_out(repeat, duration):
                     wrk(cluster.address, mode, duration))
             finally:
                 cluster.close()
+            progress.note("%.0f req/s, p99 %.2f ms, %d errors"
+                          % runs[kind, count, mode][-1])
     lines = ["| wrk | backends | req/s | p99 ms | vs stdlib | errors |",
              "|---|---|---|---|---|---|"]
     for kind, count, mode in cases:
@@ -253,7 +280,7 @@ def scale_out(repeat, duration):
     return "\n".join(lines)
 
 
-def reload_run(mode, reload, duration=10.0):
+def reload_run(mode, reload, duration=RELOAD_RUN):
     """One wrk run over 3 prefork backends, SIGHUPing each in turn when
     *reload*: (req/s, p99, errors, every backend's pids changed)."""
     cluster = Cluster("prefork", 3)
@@ -278,13 +305,17 @@ def reload_run(mode, reload, duration=10.0):
         cluster.close()
 
 
-def reload_case(repeat):
-    cases = [(mode, reload) for mode in ("keep-alive", "close")
-             for reload in (False, True)]
+def reload_case(repeat, progress):
+    cases = RELOAD_CASES
     runs = {case: [] for case in cases}
-    for _ in range(repeat):
+    for round_ in range(repeat):
         for mode, reload in cases:
+            progress.step("rolling reload, %s, %s (repeat %d of %d)" % (
+                mode, "SIGHUP each backend" if reload else "no reload",
+                round_ + 1, repeat))
             runs[mode, reload].append(reload_run(mode, reload))
+            progress.note("%.0f req/s, p99 %.2f ms, %d errors, workers"
+                          " replaced: %s" % runs[mode, reload][-1])
     lines = ["| wrk | SIGHUP each backend | req/s | p99 ms | errors | "
              "all workers replaced |", "|---|---|---|---|---|---|"]
     for mode, reload in cases:
@@ -300,27 +331,41 @@ def reload_case(repeat):
     return "\n".join(lines)
 
 
-def main():
-    parser = argparse.ArgumentParser(prog="python bench/haproxy_scaleout.py")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=3.0)
-    parser.add_argument("--out", default="-")
-    args = parser.parse_args()
+def parser(prog="python -m bench haproxy"):
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description=__doc__.split("\n")[0])
+    output.add_arguments(ap, "haproxy",
+                         quick="one repeat, scale-out runs of 1 s (about"
+                               " 1.5 min)")
+    ap.add_argument("--repeat", type=int, help="runs per case (default 3)")
+    ap.add_argument("--duration", type=float,
+                    help="seconds of each scale-out run (default 3)")
+    return ap
+
+
+def main(argv=None, prog="python -m bench haproxy"):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(prog).parse_args(argv)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.duration = args.duration or (1.0 if args.quick else 3.0)
+    output.check_out(args)
     for tool in ("haproxy", "wrk"):
         if shutil.which(tool) is None:
-            raise SystemExit("%s is not installed (Debian: apt-get install "
-                             "%s)" % (tool, tool))
-    started = time.monotonic()
-    text = ("### Scale-out\n\n" + scale_out(args.repeat, args.duration)
+            raise SystemExit("%s: needs %s, which is not installed (Debian:"
+                             " apt-get install %s)" % (prog, tool, tool))
+    progress = Progress(
+        [args.duration + OVERHEAD] * (args.repeat * len(SCALE_CASES))
+        + [RELOAD_RUN + OVERHEAD] * (args.repeat * len(RELOAD_CASES)))
+    text = ("### Scale-out\n\n"
+            + scale_out(args.repeat, args.duration, progress)
             + "\n\n### Rolling reload (3 prefork backends, 10 s runs)\n\n"
-            + reload_case(args.repeat)
-            + "\n\n(%.0f s)\n" % (time.monotonic() - started))
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.out, "w") as out:
-            out.write(text)
+            + reload_case(args.repeat, progress))
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
+    text = "Command: `%s` (%.0f s).\n\n%s" % (command, progress.elapsed(),
+                                               text)
+    output.tell(output.write_report(text, args), seconds=progress.elapsed())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(prog="python bench/haproxy_scaleout.py"))

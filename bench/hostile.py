@@ -1,6 +1,10 @@
 """Hostile clients, the standard library beside csockserver.
 
-    python -m bench.hostile [--engine c|py] [--only NAME...]
+    python -m bench.probes hostile [--engine c|py] [--only NAME...]
+                                   [--out PATH|-]
+
+(also ``python -m bench.hostile``, with the same options).  About a minute;
+the table goes to stdout and to ``--out`` (default build/bench/hostile.md).
 
 Runs the scenarios of tests/test_hostile_clients.py (the same code:
 tests/_hostile_helpers.py) against a server child built on socketserver
@@ -17,12 +21,21 @@ not speeds.
 
 import argparse
 import os
+import shlex
 import sys
+
+from . import output
+from .progress import Progress
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (what, the server's config, the scenario, its arguments,
 #        the stdlib's module or http kind, csockserver's)
+# Seconds each scenario took on one side, for the estimates of time left.
+SECONDS = {"silent": 4, "silent-deadline": 4, "never-reads": 2, "reset": 5,
+           "huge-line": 2, "huge-http": 2, "http-line": 1, "http-header": 1,
+           "http-count": 1, "http-installed": 2, "half-closed": 1,
+           "half-closed-http": 1, "out-of-fds": 4}
 SCENARIOS = {
     "silent": ("2,000 clients send a partial line, go silent",
                {}, "silent_partial_lines", (2000,),
@@ -143,12 +156,20 @@ def run(hostile, name, side):
     return text
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--engine", choices=["c", "py"], default="c")
-    parser.add_argument("--only", nargs="*", default=list(SCENARIOS),
-                        choices=list(SCENARIOS))
-    args = parser.parse_args(argv)
+def parser(prog="python -m bench.probes hostile"):
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description=__doc__.split("\n")[0])
+    output.add_arguments(ap, "hostile")
+    ap.add_argument("--engine", choices=["c", "py"], default="c")
+    ap.add_argument("--only", nargs="*", default=list(SCENARIOS),
+                    choices=list(SCENARIOS))
+    return ap
+
+
+def main(argv=None, prog="python -m bench.probes hostile"):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(prog).parse_args(argv)
+    output.check_out(args)
     os.environ.pop("CSOCKSERVER_NO_EXTENSIONS", None)
     os.environ.pop("CSOCKSERVER_REQUIRE_EXTENSIONS", None)
     if args.engine == "py":
@@ -163,15 +184,27 @@ def main(argv=None):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4200:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(4200, hard), hard))
-    print("| scenario | stdlib | csockserver (%s engine) |" % (
-        "compiled" if args.engine == "c" else "pure"))
-    print("|---|---|---|")
+    sides = ("stdlib", "csock")
+    progress = Progress([SECONDS[name] for name in args.only
+                         for _ in sides])
+    lines = ["| scenario | stdlib | csockserver (%s engine) |" % (
+                 "compiled" if args.engine == "c" else "pure"),
+             "|---|---|---|"]
     for name in args.only:
-        figures = {side: run(hostile, name, side)
-                   for side in ("stdlib", "csock")}
-        print("| %s | %s | %s |" % (SCENARIOS[name][0], figures["stdlib"],
-                                    figures["csock"]), flush=True)
+        figures = {}
+        for side in sides:
+            progress.step("%s, %s" % (name, "the stdlib" if side == "stdlib"
+                                      else "csockserver"))
+            figures[side] = run(hostile, name, side)
+            progress.note(figures[side])
+        lines.append("| %s | %s | %s |" % (
+            SCENARIOS[name][0], figures["stdlib"], figures["csock"]))
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
+    text = "Command: `%s` (%.0f s; not pinned).\n\n%s" % (
+        command, progress.elapsed(), "\n".join(lines))
+    output.tell(output.write_report(text, args), seconds=progress.elapsed())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(prog="python -m bench.hostile"))

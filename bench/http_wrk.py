@@ -1,6 +1,12 @@
 """http.server handlers under wrk: stdlib servers against csockserver.http.
 
-    python bench/http_wrk.py [--repeat 5] [--duration 3] [--out -]
+    python -m bench http [--quick] [--repeat 5] [--duration 3] [--out PATH|-]
+
+(also ``python bench/http_wrk.py``, with the same options).  About 4
+minutes with the defaults, 40 s with ``--quick`` (one repeat of 1 s); the
+report goes to stdout and to ``--out`` (default build/bench/http.md).
+After the servers it measures what the handler's own Python costs per
+keep-alive request (bench/http_handler_cost.py), median of 3 runs.
 
 Needs ``wrk`` (Debian package ``wrk``).  The handler is what a user writes
 with http.server: ``do_GET`` sends 200 with a 2-byte body (``log_message``
@@ -33,6 +39,7 @@ import argparse
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -44,7 +51,8 @@ if __package__ in (None, ""):   # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
 
-from bench import measure
+from bench import measure, output
+from bench.progress import Progress
 from bench.workloads import Server
 
 STANDIN = "stdlib via install()"
@@ -54,6 +62,10 @@ VARIANTS = ["stdlib", "stdlib nodelay", STANDIN, "csock",
 ON_CSOCKSERVER = (STANDIN, "csock", "csock, stdlib handler")
 PROTOCOLS = {"http10": "HTTP/1.0", "http11": "HTTP/1.1"}
 SERVER_CPU, CLIENT_CPU = "0", "1"
+# Seconds a run takes beyond wrk's measured window: the server's start and
+# stop, and wrk's 1 s warm-up run.
+OVERHEAD = 1.5
+COST_REQUESTS = 20000   # per run of the handler's cost; 3 runs
 
 
 # -- one server ---------------------------------------------------------------
@@ -153,7 +165,7 @@ def run_one(variant, protocol, duration):
         measure._stop(proc)
 
 
-def compare(repeat, duration):
+def compare(repeat, duration, progress):
     results = {(p, v): [] for p in PROTOCOLS for v in VARIANTS}
     for round_ in range(repeat):
         # Each round starts one server further on, so that no server
@@ -161,11 +173,12 @@ def compare(repeat, duration):
         shift = round_ % len(VARIANTS)
         for protocol in PROTOCOLS:
             for variant in VARIANTS[shift:] + VARIANTS[:shift]:
+                progress.step("%s, %s (repeat %d of %d)" % (
+                    protocol, variant, round_ + 1, repeat))
                 rps, p50, errors = run_one(variant, protocol, duration)
                 results[protocol, variant].append((rps, p50))
-                print("round %d %s %-24s %9.0f req/s  p50 %.2f ms %s" % (
-                    round_ + 1, protocol, variant, rps, p50, errors),
-                    file=sys.stderr, flush=True)
+                progress.note("%.0f req/s  p50 %.2f ms %s" % (rps, p50,
+                                                              errors))
     return results
 
 
@@ -190,32 +203,60 @@ def report(results, repeat, duration):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="python bench/http_wrk.py",
+def handler_cost(runs, progress):
+    """The handler's own Python per keep-alive request: a report line."""
+    from bench.http_handler_cost import cost
+    progress.step("the handler's own Python, %d runs of %d requests" % (
+        runs, COST_REQUESTS))
+    figures = sorted(cost(COST_REQUESTS) for _ in range(runs))
+    median = statistics.median(figures)
+    progress.note("%.1f µs per request" % median)
+    return ("The handler's own Python (the stdlib handler above, HTTP/1.1,"
+            " over in-memory files: no socket, no syscall): %.1f µs per"
+            " request, median of %d runs of %d requests [%.1f–%.1f]." % (
+                median, runs, COST_REQUESTS, figures[0], figures[-1]))
+
+
+def parser(prog="python -m bench http"):
+    ap = argparse.ArgumentParser(prog=prog,
                                  description=__doc__.split("\n\n")[0])
-    ap.add_argument("--repeat", type=int, default=5)
-    ap.add_argument("--duration", type=int, default=3, help="seconds")
-    ap.add_argument("--out", default="-", help="markdown table to this file")
+    output.add_arguments(ap, "http",
+                         quick="one repeat of 1 s (about 40 s)")
+    ap.add_argument("--repeat", type=int,
+                    help="rounds over every server (default 5)")
+    ap.add_argument("--duration", type=int,
+                    help="seconds of each wrk run (default 3)")
     ap.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     ap.add_argument("--protocol", choices=list(PROTOCOLS), default="http11",
                     help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None, prog="python -m bench http"):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(prog).parse_args(argv)
     if args.serve:
         serve(args.serve, args.protocol)
         return 0
+    args.repeat = args.repeat or (1 if args.quick else 5)
+    args.duration = args.duration or (1 if args.quick else 3)
+    output.check_out(args)
     if shutil.which("wrk") is None:
-        print("wrk is not installed (Debian: apt-get install wrk)",
-              file=sys.stderr)
-        return 2
-    table = report(compare(args.repeat, args.duration), args.repeat,
-                   args.duration)
-    if args.out == "-":
-        sys.stdout.write(table)
-    else:
-        with open(args.out, "w") as f:
-            f.write(table)
+        raise SystemExit("%s: needs wrk, which is not installed (Debian:"
+                         " apt-get install wrk)" % prog)
+    cost_runs = 1 if args.quick else 3
+    runs = args.repeat * len(PROTOCOLS) * len(VARIANTS)
+    progress = Progress([args.duration + OVERHEAD] * runs
+                        + [cost_runs * COST_REQUESTS * 25e-6])
+    table = report(compare(args.repeat, args.duration, progress),
+                   args.repeat, args.duration)
+    cost_line = handler_cost(cost_runs, progress)
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
+    text = "Command: `%s` (%.0f s).\n\n%s\n%s\n" % (
+        command, progress.elapsed(), table, cost_line)
+    output.tell(output.write_report(text, args), seconds=progress.elapsed())
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python bench/http_wrk.py"))

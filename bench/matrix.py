@@ -1,4 +1,4 @@
-"""The side-by-side benchmark: ``python -m bench [--quick] [options]``.
+"""The side-by-side matrix: ``python -m bench [matrix] [--quick] [options]``.
 
 For each workload, the same user-style handler code is served by the
 standard library's socketserver, by csockserver (compiled and pure engines),
@@ -13,8 +13,10 @@ and the server's CPU time per request (user+system, all threads, reaped
 children), read from /proc over the measured window: when the load
 generator saturates its core, CPU per request still tells servers apart.
 
-Results go to stdout and to ``bench/RESULTS.md`` (``--out``), with a PNG
-chart of the ratios when matplotlib is installed.
+The report goes to stdout and to ``--out`` (default build/bench/matrix.md,
+or matrix-quick.md with --quick), with a PNG chart of the ratios when
+matplotlib is installed.  ``--out bench/RESULTS.md`` updates the tracked
+report: its sections below the matrix are kept.
 """
 
 import argparse
@@ -22,41 +24,43 @@ import os
 import shlex
 import shutil
 import sys
-import time
 
-from . import report
+from . import output, report
 from .measure import measure
+from .progress import Progress
 from .workloads import against_build, preset
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# Seconds a measurement takes beyond its warm-up and window (starting and
+# stopping the server, the load generator's exit), for the estimates.
+OVERHEAD = 0.25
 
 
-def parse_args(argv):
-    parser = argparse.ArgumentParser(prog="python -m bench",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true",
-                        help="a short preset that runs in under 2 minutes")
-    parser.add_argument("--repeat", type=int, help="runs per measurement")
-    parser.add_argument("--duration", type=float,
-                        help="measured seconds per run")
-    parser.add_argument("--warmup", type=float,
-                        help="seconds before measuring")
-    parser.add_argument("--only", action="append", default=[],
-                        help="run only workloads whose name contains this")
-    parser.add_argument("--out", default=os.path.join(HERE, "RESULTS.md"),
-                        help="markdown report (default bench/RESULTS.md); "
-                             "'-' for none")
-    parser.add_argument("--no-pin", action="store_true",
-                        help="do not pin with taskset")
-    parser.add_argument("--compare-build", metavar="NAME=PATH",
-                        help="measure only the stdlib and the compiled"
-                             " engine, beside the csockserver found in PATH"
-                             " (another build: its rows are labelled NAME)")
-    return parser.parse_args(argv)
+def parser(prog="python -m bench matrix", description=None):
+    ap = argparse.ArgumentParser(
+        prog=prog, description=description or __doc__.splitlines()[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    output.add_arguments(ap, "matrix",
+                         quick="the headline workloads, compiled engine"
+                               " only: under 2 minutes")
+    ap.add_argument("--repeat", type=int, help="runs per measurement")
+    ap.add_argument("--duration", type=float,
+                    help="measured seconds per run")
+    ap.add_argument("--warmup", type=float,
+                    help="seconds before measuring")
+    ap.add_argument("--only", action="append", default=[],
+                    help="run only workloads whose name contains this")
+    ap.add_argument("--no-pin", action="store_true",
+                    help="do not pin with taskset")
+    ap.add_argument("--compare-build", metavar="NAME=PATH",
+                    help="measure only the stdlib and the compiled"
+                         " engine, beside the csockserver found in PATH"
+                         " (another build: its rows are labelled NAME)")
+    return ap
 
 
-def main(argv=None):
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def main(argv=None, prog="python -m bench matrix", ap=None):
+    argv = sys.argv[1:] if argv is None else argv
+    args = (ap or parser(prog)).parse_args(argv)
     settings = preset(args.quick)
     for name in ("repeat", "duration", "warmup"):
         if getattr(args, name) is not None:
@@ -69,36 +73,34 @@ def main(argv=None):
             raise SystemExit("--compare-build: no csockserver in %r" % path)
         workloads = against_build(workloads, name, os.path.abspath(path))
     pin = not args.no_pin and shutil.which("taskset") is not None
-    command = "python -m bench " + " ".join(
-        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
 
     from .build import build_tools
     tools = build_tools()
 
     plan = [(r, w, s) for r in range(settings["repeat"])
             for w in workloads for s in w.servers]
+    each = settings["warmup"] + settings["duration"] + OVERHEAD
+    progress = Progress([each] * len(plan))
     results = {}  # (workload name, server label) -> [Measurement]
-    started = time.monotonic()
-    for done, (repeat, workload, server) in enumerate(plan, 1):
+    for repeat, workload, server in plan:
+        progress.step("%s, %s (repeat %d of %d)" % (
+            workload.name, server.label, repeat + 1, settings["repeat"]))
         m = measure(workload, server, tools, settings, pin)
         results.setdefault((workload.name, server.label), []).append(m)
-        elapsed = time.monotonic() - started
-        left = elapsed / done * (len(plan) - done)
-        print("[%d/%d] repeat %d  %-28s %-22s %s   (%.0fs left)" % (
-            done, len(plan), repeat + 1, workload.name, server.label,
-            m.summary(), left), file=sys.stderr, flush=True)
+        progress.note(m.summary())
 
     text = report.markdown(command, workloads, results, settings, pin,
-                           time.monotonic() - started)
-    print(text)
-    if args.out != "-":
-        text += report.kept_section(args.out)
-        with open(args.out, "w") as f:
-            f.write(text)
-        chart = report.chart(workloads, results,
-                             os.path.splitext(args.out)[0] + ".png")
-        if chart:
-            print("chart: %s" % chart, file=sys.stderr)
+                           progress.elapsed())
+    path = output.report_path(args)
+    written = output.write_report(
+        text, args, text + report.kept_section(path) if path else None)
+    chart = None
+    if written:
+        chart = report.chart(workloads, results, output.chart_path(written))
+        if chart is None:
+            print(output.NO_MATPLOTLIB, file=sys.stderr)
+    output.tell(written, chart, progress.elapsed())
     return 0
 
 

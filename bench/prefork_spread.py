@@ -1,6 +1,11 @@
 """How evenly a prefork server's workers share the connections.
 
-    python bench/prefork_spread.py [--repeat 3] [--duration 3] [--out -]
+    python -m bench prefork [--quick] [--repeat 3] [--duration 3]
+                            [--out PATH|-]
+
+(also ``python bench/prefork_spread.py``, with the same options).  About a
+minute with the defaults, 15 s with ``--quick`` (one repeat of 1 s); the
+report goes to stdout and to ``--out`` (default build/bench/prefork.md).
 
 PreforkMixIn's workers accept on one shared socket by default; with
 ``reuse_port_per_worker`` each worker (but one) has a SO_REUSEPORT socket
@@ -18,12 +23,21 @@ within each repeat; medians over the repeats.
 
 import argparse
 import collections
+import os
+import shlex
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
+
+if __package__ in (None, ""):   # run as a script: make ``bench`` importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+
+from bench import output
+from bench.progress import Progress
 
 SERVER = r"""
 import os, sys, time
@@ -48,6 +62,9 @@ with Server(("127.0.0.1", 0), Handler) as server:
 """
 
 CLIENTS = 16
+# Seconds a run takes beyond its window: start, every worker's first
+# answer, the 0.5 s warm-up, stop.
+OVERHEAD = 1.2
 
 
 def ask(port):
@@ -108,19 +125,41 @@ def run_one(mode, processes, duration):
             "ratio": max(counts) / max(1, min(counts))}
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=3.0)
-    parser.add_argument("--out", default="-")
-    args = parser.parse_args()
+def parser(prog="python -m bench prefork"):
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description=__doc__.split("\n")[0])
+    output.add_arguments(ap, "prefork",
+                         quick="one repeat of 1 s (about 15 s)")
+    ap.add_argument("--repeat", type=int, help="runs per case (default 3)")
+    ap.add_argument("--duration", type=float,
+                    help="seconds of load per run (default 3)")
+    return ap
+
+
+def main(argv=None, prog="python -m bench prefork"):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(prog).parse_args(argv)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.duration = args.duration or (1.0 if args.quick else 3.0)
+    output.check_out(args)
     cases = [(mode, processes) for processes in (2, 4)
              for mode in ("shared", "per-worker")]
+    progress = Progress([args.duration + OVERHEAD]
+                        * (args.repeat * len(cases)))
     runs = collections.defaultdict(list)
-    for _ in range(args.repeat):
-        for case in cases:
-            runs[case].append(run_one(*case, args.duration))
-    lines = ["| workers | mode | req/s | busiest | idlest | ratio | failed |",
+    for repeat in range(args.repeat):
+        for mode, processes in cases:
+            progress.step("%d workers, %s (repeat %d of %d)" % (
+                processes, mode, repeat + 1, args.repeat))
+            run = run_one(mode, processes, args.duration)
+            runs[mode, processes].append(run)
+            progress.note("%.0f req/s, busiest/idlest %.2f, %d failed" % (
+                run["rps"], run["ratio"], run["failed"]))
+    lines = ["Command: `%s` (%.0f s); %d repeat%s, modes alternating;"
+             " medians." % (" ".join([prog] + [shlex.quote(a) for a in argv]),
+                            progress.elapsed(), args.repeat,
+                            "" if args.repeat == 1 else "s"), "",
+             "| workers | mode | req/s | busiest | idlest | ratio | failed |",
              "|---|---|---|---|---|---|---|"]
     for mode, processes in cases:
         rows = runs[mode, processes]
@@ -131,13 +170,10 @@ def main():
             processes, mode, median("rps"), 100 * median("max_share"),
             100 * median("min_share"), median("ratio"),
             sum(row["failed"] for row in rows)))
-    text = "\n".join(lines) + "\n"
-    if args.out == "-":
-        sys.stdout.write(text)
-    else:
-        with open(args.out, "w") as out:
-            out.write(text)
+    output.tell(output.write_report("\n".join(lines), args),
+                seconds=progress.elapsed())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(prog="python bench/prefork_spread.py"))

@@ -1,11 +1,17 @@
 """Forking and prefork servers side by side: throughput only.
 
-    python bench/process_scaling.py [--repeat 3] [--duration 3] [--out -]
+    python -m bench scaling [--quick] [--repeat 3] [--duration 3]
+                            [--warmup 0.5] [--out PATH|-]
 
-Why a separate script: the main runner charges the server process's CPU
-time, and live prefork workers are not counted in it until they exit; here
-only requests per second are compared, in one run, alternating servers in
-each repeat.  The load generator is pinned to CPU 1 and does not busy-poll
+(also ``python bench/process_scaling.py``, with the same options).  About
+1.5 minutes with the defaults, 20 s with ``--quick`` (one repeat of 1 s).
+The report goes to stdout and to ``--out`` (default
+build/bench/scaling.md).
+
+Why a suite of its own: the matrix charges the server process's CPU time,
+and live prefork workers are not counted in it until they exit; here only
+requests per second are compared, in one run, alternating servers in each
+repeat.  The load generator is pinned to CPU 1 and does not busy-poll
 (so it leaves CPU time to a server process sharing that CPU); single-process
 servers run on CPU 0, two-process prefork servers on CPUs 0-1.
 
@@ -20,6 +26,7 @@ Two workloads, connection per request from 16 clients:
 import argparse
 import json
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -29,7 +36,8 @@ if __package__ in (None, ""):   # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
 
-from bench import measure
+from bench import measure, output
+from bench.progress import Progress
 from bench.workloads import Server
 
 ROOT = measure.ROOT
@@ -48,6 +56,8 @@ CPU = [
     ("csock PreforkTCPServer, 1 process", "csock", "prefork", 1, "0"),
     ("csock PreforkTCPServer, 2 processes", "csock", "prefork", 2, "0-1"),
 ]
+# Seconds a run takes beyond its warm-up and window (start, settle, stop).
+OVERHEAD = 0.6
 
 
 def run_one(impl, dispatch, processes, cpus, workload, duration, warmup):
@@ -83,15 +93,17 @@ def run_one(impl, dispatch, processes, cpus, workload, duration, warmup):
         measure._stop(server)
 
 
-def measure_rows(rows, workload, repeat, duration, warmup):
+def measure_rows(rows, workload, settings, progress):
     runs = {row[0]: [] for row in rows}
-    for _ in range(repeat):
+    for repeat in range(settings.repeat):
         for label, impl, dispatch, processes, cpus in rows:
+            progress.step("%s, %s (repeat %d of %d)" % (
+                workload, label, repeat + 1, settings.repeat))
             rps = run_one(impl, dispatch, processes, cpus, workload,
-                          duration, warmup)
+                          settings.duration, settings.warmup)
             if rps is not None:
                 runs[label].append(rps)
-            print("  %-40s %s" % (label, rps), file=sys.stderr)
+            progress.note("skipped" if rps is None else "%.0f req/s" % rps)
     return {label: values for label, values in runs.items() if values}
 
 
@@ -108,27 +120,45 @@ def table(title, runs, reference):
     return "\n".join(lines) + "\n"
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--duration", type=float, default=3.0)
-    ap.add_argument("--warmup", type=float, default=0.5)
-    args = ap.parse_args(argv)
+def parser(prog="python -m bench scaling"):
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description=__doc__.splitlines()[0])
+    output.add_arguments(ap, "scaling",
+                         quick="one repeat of 1 s (about 20 s)")
+    ap.add_argument("--repeat", type=int, help="runs per server (default 3)")
+    ap.add_argument("--duration", type=float,
+                    help="measured seconds per run (default 3)")
+    ap.add_argument("--warmup", type=float, default=0.5,
+                    help="seconds of load before measuring (default 0.5)")
+    return ap
+
+
+def main(argv=None, prog="python -m bench scaling"):
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser(prog).parse_args(argv)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.duration = args.duration or (1.0 if args.quick else 3.0)
+    output.check_out(args)
     if not os.path.exists(LOADGEN):
         subprocess.run([sys.executable, "-m", "bench.build"], cwd=ROOT,
                        check=True)
-    started = time.monotonic()
-    echo = measure_rows(ECHO, "echo", args.repeat, args.duration, args.warmup)
-    cpu = measure_rows(CPU, "cpu", args.repeat, args.duration, args.warmup)
-    print("Command: `python bench/process_scaling.py --repeat %d"
-          " --duration %g` (%.0f s); %d repeats, servers alternating.\n" % (
-              args.repeat, args.duration, time.monotonic() - started,
-              args.repeat))
-    print(table("Connection per request, 64 B echo, 16 clients", echo,
-                "stdlib ForkingTCPServer"))
-    print(table("Connection per request, ~1 ms of Python per request", cpu,
-                "csock PreforkTCPServer, 1 process"))
+    each = args.duration + args.warmup + OVERHEAD
+    progress = Progress([each] * (args.repeat * (len(ECHO) + len(CPU))))
+    echo = measure_rows(ECHO, "echo", args, progress)
+    cpu = measure_rows(CPU, "cpu", args, progress)
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
+    text = "\n".join([
+        "Command: `%s` (%.0f s); %d repeat%s × %g s after %g s of warm-up,"
+        " servers alternating.\n" % (
+            command, progress.elapsed(), args.repeat,
+            "" if args.repeat == 1 else "s", args.duration, args.warmup),
+        table("Connection per request, 64 B echo, 16 clients", echo,
+              "stdlib ForkingTCPServer"),
+        table("Connection per request, ~1 ms of Python per request", cpu,
+              "csock PreforkTCPServer, 1 process")])
+    output.tell(output.write_report(text, args), seconds=progress.elapsed())
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(prog="python bench/process_scaling.py"))

@@ -3,7 +3,8 @@
 import os
 import platform
 import statistics
-import sys
+
+from .workloads import row_label
 
 
 def _median(values):
@@ -48,24 +49,29 @@ def _ratio(a, b):
     return "%.2f×" % (a / b) if a and b else "–"
 
 
-# The goals the report checks: (workload, server, baseline, goal ratio,
-# what it says): compiled csockserver, written the way
-# users write servers, against the stdlib and against what a user would
-# write instead of either.
+# The goals the report checks: (workload, server, baseline, ratio, the
+# goal in words).  Each compares csockserver's compiled engine, serving
+# handlers written the way users write them, with the stdlib or with what a
+# user would write instead of either.
 GOALS = [
     ("tcp-conn-64", "csock-c threading", "stdlib threading", 4.0,
-     "ThreadingTCPServer, connection per request, 16 clients, 64 B"),
+     "ThreadingTCPServer, a connection per request (16 clients, 64 B):"
+     " 4× the stdlib's req/s"),
     ("tcp-conn-64", "csock-c threading", "naive_pool", 1.25,
-     "same, vs a 20-line SimpleQueue pool of 8 threads on the stdlib"),
+     "ThreadingTCPServer, the same load: 1.25× a 20-line pool of 8 threads"
+     " (a SimpleQueue) on the stdlib's TCPServer"),
     ("udp-64", "csock-c threading", "stdlib threading", 17.0,
-     "ThreadingUDPServer, 16 outstanding, 64 B"),
+     "ThreadingUDPServer (16 datagrams in flight, 64 B): 17× the stdlib's"
+     " req/s"),
     ("udp-64", "csock-c threading", "naive_lf", 1.1,
-     "same, vs 8 threads each looping on the stdlib's get_request"),
+     "ThreadingUDPServer, the same load: 1.1× 8 threads each looping on"
+     " the stdlib server's get_request()"),
     ("tcp-line-16k", "csock-c threading", "stdlib threading", 2.0,
-     "StreamRequestHandler line echo, 16 KiB lines, 16 connections"),
+     "StreamRequestHandler line echo (16 KiB lines, 16 connections): 2×"
+     " the stdlib's req/s"),
     ("http10", "installed-c threading", "stdlib threading", 2.5,
-     "http.server's handler on ThreadingHTTPServer after install(), "
-     "HTTP/1.0"),
+     "http.server's handler on its ThreadingHTTPServer after install(),"
+     " HTTP/1.0: 2.5× the stdlib's req/s"),
 ]
 
 
@@ -77,29 +83,45 @@ def goals_table(workloads, results):
         for server, r in rows(workload, results):
             measured[(workload.name, server.label)] = r.get("rps")
     lines = []
-    for name, server, baseline, goal, title in GOALS:
+    for name, server, baseline, goal, statement in GOALS:
         if (name, server) not in measured or (name, baseline) not in measured:
             continue
         rps, base = measured[(name, server)], measured[(name, baseline)]
         ratio = rps / base if rps and base else None
-        lines.append("| %s | `%s`: %s vs %s | %s | %.2f× | %s |" % (
-            title, name, server, baseline,
-            "%.2f×" % ratio if ratio else "–", goal,
+        lines.append("| %s | `%s`: %s vs %s | %s | %s |" % (
+            statement, name, server, baseline,
+            "%.2f×" % ratio if ratio else "–",
             "–" if ratio is None else "met" if ratio >= goal else "missed"))
     if not lines:
         return []
     return ["## Goals", "",
-            "Median req/s ratios from the tables below, against the goals "
-            "set for them.", "",
-            "| workload | rows compared | ratio | goal | |",
-            "|---|---|---|---|---|"] + lines + [""]
+            "What csockserver set out to reach, and the ratio of median req/s"
+            " the tables below give.", "",
+            "| goal | rows compared | ratio | |",
+            "|---|---|---|---|"] + lines + [""]
+
+
+ROWS = (
+    "Rows: `stdlib D` is the standard library's socketserver with dispatch D"
+    " (sync: TCPServer or UDPServer; threading: Threading*; forking:"
+    " Forking*); `csock-c D` and `csock-py D` are csockserver's same"
+    " classes on its compiled and its pure-Python engine; `installed-c` and"
+    " `installed-py` the standard library's own code after"
+    " `csockserver.install()`; `naive_pool` a 20-line pool of 8 threads (a"
+    " SimpleQueue) on the stdlib's server; `naive_lf` 8 threads each looping"
+    " on the stdlib server's `get_request()`; `asyncio` asyncio protocols"
+    " doing the same work; `c` a minimal C epoll server, this machine's"
+    " practical limit. Every socketserver row serves the same handler code;"
+    " where a label alone would mislead, the row says what runs.")
 
 
 def markdown(command, workloads, results, settings, pinned, elapsed):
     lines = [
         "# Benchmark results", "",
-        "Regenerate with `python -m bench` (full matrix, ~10 min) or "
-        "`python -m bench --quick` (headline workloads, < 2 min).", "",
+        "Rerun: `python -m bench` (the full matrix, about 11 min; add "
+        "`--out bench/RESULTS.md` to update the tracked report) or "
+        "`python -m bench --quick` (the headline workloads, under 2 min). "
+        "`python -m bench --help` lists the other suites.", "",
         "Command: `%s` (%.0f s). Python %s, %s, %d CPUs; %s; %d repeats × "
         "%.1f s after %.1f s warm-up; servers alternate within each "
         "repeat." % (
@@ -114,27 +136,31 @@ def markdown(command, workloads, results, settings, pinned, elapsed):
         "the same dispatch (threading for the reference servers) and to the "
         "C epoll server. `*` marks rows where the load generator spent over "
         "90% of the window handling events: there req/s is capped by the "
-        "client more than by the server, so compare CPU per request.", ""]
+        "client more than by the server, so compare CPU per request.", "",
+        ROWS, ""]
     lines += goals_table(workloads, results)
     for workload in workloads:
         table = rows(workload, results)
         by_label = {s.label: r for s, r in table}
         c_limit = by_label.get("c", {}).get("rps")
-        lines += ["## %s (`%s`)" % (workload.title, workload.name), "",
-                  "| server | req/s | p99 µs | CPU µs/req | vs stdlib | vs C"
+        lines += ["## %s (`%s`)" % (workload.title, workload.name), ""]
+        if workload.note:
+            lines += [workload.note, ""]
+        lines += ["| server | req/s | p99 µs | CPU µs/req | vs stdlib | vs C"
                   " | errors |",
                   "|---|---|---|---|---|---|---|"]
         for server, r in table:
             if "skipped" in r:
                 lines.append("| %s | skipped: %s | | | | | |" % (
-                    server.label, r["skipped"]))
+                    row_label(workload, server), r["skipped"]))
                 continue
             base = by_label.get(_baseline_label(workload, server),
                                 {}).get("rps")
             star = " *" if (r["client_busy"] or 0) > 0.9 else ""
             lines.append(
                 "| %s | %.0f [%.0f–%.0f]%s | %s | %s | %s | %s | %d |" % (
-                    server.label, r["rps"], r["min"], r["max"], star,
+                    row_label(workload, server), r["rps"], r["min"],
+                    r["max"], star,
                     "%.0f" % r["p99"] if r["p99"] is not None else "–",
                     "%.1f" % r["cpu"] if r["cpu"] is not None else "–",
                     _ratio(r["rps"], base), _ratio(r["rps"], c_limit),
@@ -143,8 +169,9 @@ def markdown(command, workloads, results, settings, pinned, elapsed):
     return "\n".join(lines)
 
 
-# Sections of RESULTS.md below this line come from other scripts (e.g.
-# shutdown_latency.py); a new run keeps them.
+# Sections of RESULTS.md below this line come from other suites and probes,
+# copied in by hand or by ``soak --write``; a new run of the matrix keeps
+# them.
 KEPT_MARKER = "<!-- not written by python -m bench: kept as is -->"
 
 
@@ -166,7 +193,6 @@ def chart(workloads, results, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib not installed: no chart", file=sys.stderr)
         return None
     fig, axes = plt.subplots(len(workloads), 1,
                              figsize=(9, 2.6 * len(workloads)), squeeze=False)

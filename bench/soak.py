@@ -1,7 +1,12 @@
 """Soak: a long run per server kind, watching the server's resources.
 
-    python -m bench.soak [--requests N] [--kinds KIND ...] [--stdlib]
-                         [--stdlib-requests N] [--write] [--dump FILE]
+    python -m bench.probes soak [--requests N] [--kinds KIND ...] [--stdlib]
+                                [--stdlib-requests N] [--out PATH|-]
+                                [--write] [--dump FILE]
+
+(also ``python -m bench.soak``, with the same options).  About 10 minutes
+with the defaults, 16 with ``--stdlib``; the table goes to stdout and to
+``--out`` (default build/bench/soak.md).
 
 Not a timed test: it serves many requests (1,000,000 per kind by default)
 and watches whether the server grows.  Kinds, each with the user-style
@@ -69,8 +74,8 @@ Bounds (a run exits 1, naming the broken one, if any fails):
 - forking: no child and no zombie at the end;
 - prefork: the same worker pids at the end as at the start (none died).
 
-``--write`` replaces the "## Soak" section of bench/RESULTS.md with the
-table and the command; ``--dump FILE`` writes every sample as JSON.
+``--write`` also replaces the "## Soak" section of bench/RESULTS.md with
+the table and the command; ``--dump FILE`` writes every sample as JSON.
 """
 
 import argparse
@@ -84,7 +89,8 @@ import tempfile
 import threading
 import time
 
-from . import report
+from . import output, report
+from .progress import Progress
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -102,6 +108,21 @@ RSS_END_SLACK = 10 * MIB
 RSS_SLOPE_MAX = 2 * MIB
 SLOPE_MIN_SAMPLES = 8
 ERRORS_MAX = 0.001
+
+# Requests per second each kind served on this project's machine, for the
+# estimates of time left: (kind, module) -> rate.
+RATES = {("threading-conn", "csockserver"): 12000,
+         ("persistent", "csockserver"): 28000,
+         ("udp", "csockserver"): 49000,
+         ("prefork", "csockserver"): 9300,
+         ("forking", "csockserver"): 490,
+         ("http-keepalive", "csockserver"): 14000,
+         ("threading-conn", "socketserver"): 3800,
+         ("persistent", "socketserver"): 23000,
+         ("udp", "socketserver"): 8100,
+         ("forking", "socketserver"): 450,
+         ("http-keepalive", "socketserver"): 18000}
+OVERHEAD = 4.0      # seconds per kind: start, warm-up, rests, stop
 
 KINDS = {
     # kind: (loadgen mode, has request threads)
@@ -358,8 +379,9 @@ def soak_one(kind, module, requests, tool, idle_timeout, retire_wait,
                 if result["requests"] == 0:
                     break       # the server answers nothing: stop here
                 rate = result["requests"] / result["seconds"]
-                progress("  %s %s: %d/%d requests, %.0f req/s" % (
-                    kind, hello["engine"], done, requests, rate))
+                progress("%s %s: %d/%d requests, %.0f req/s" % (
+                    kind, hello["engine"], done, requests, rate),
+                    min(done / requests, 1.0))
             load_end = time.monotonic()
             sampler.stop()
             time.sleep(REST)
@@ -371,7 +393,7 @@ def soak_one(kind, module, requests, tool, idle_timeout, retire_wait,
                             for name in watched.names.values()
                             if name in end["procs"]
                             and name in idle["procs"])):
-                progress("  %s %s: waiting %.0f s for idle threads to"
+                progress("%s %s: waiting %.0f s for idle threads to"
                          " retire" % (kind, hello["engine"], retire_wait))
                 time.sleep(retire_wait)
                 retired = watched.snapshot()
@@ -557,33 +579,47 @@ def write_section(path, command, lines, elapsed):
 
 # --------------------------------------------------------------------------
 
-def main(argv=None):
+def parser(prog="python -m bench.probes soak"):
+    ap = argparse.ArgumentParser(prog=prog,
+                                 description=__doc__.splitlines()[0])
+    output.add_arguments(ap, "soak")
+    ap.add_argument("--requests", type=int, default=1000000,
+                    help="requests per kind (default 1,000,000)")
+    ap.add_argument("--forking-requests", type=int, default=100000,
+                    help="at most this many for forking (default"
+                         " 100,000: each request forks)")
+    ap.add_argument("--kinds", nargs="+", choices=list(KINDS),
+                    default=list(KINDS))
+    ap.add_argument("--stdlib", action="store_true",
+                    help="also run each kind on the standard library")
+    ap.add_argument("--stdlib-requests", type=int, default=200000)
+    ap.add_argument("--idle-timeout", type=float,
+                    help="thread_idle_timeout of csockserver's servers"
+                         " (default: the class's, 10 s)")
+    ap.add_argument("--retire-wait", type=float, default=None,
+                    help="seconds to wait for idle threads to retire"
+                         " (default thread_idle_timeout + 1; 0: skip)")
+    ap.add_argument("--write", action="store_true",
+                    help="also replace the Soak section of"
+                         " bench/RESULTS.md")
+    ap.add_argument("--dump", metavar="FILE",
+                    help="write every sample to FILE as JSON")
+    return ap
+
+
+def expected_seconds(kind, module, requests, retire_wait):
+    """How long one kind should take, for the estimates of time left."""
+    load = requests / RATES.get((kind, module), 10000)
+    threaded = KINDS[kind][1] and module == "csockserver"
+    return load, load + OVERHEAD + (retire_wait if threaded else 0)
+
+
+def main(argv=None, prog="python -m bench.probes soak"):
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m bench.soak",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=1000000,
-                        help="requests per kind (default 1,000,000)")
-    parser.add_argument("--forking-requests", type=int, default=100000,
-                        help="at most this many for forking (default"
-                             " 100,000: each request forks)")
-    parser.add_argument("--kinds", nargs="+", choices=list(KINDS),
-                        default=list(KINDS))
-    parser.add_argument("--stdlib", action="store_true",
-                        help="also run each kind on the standard library")
-    parser.add_argument("--stdlib-requests", type=int, default=200000)
-    parser.add_argument("--idle-timeout", type=float,
-                        help="thread_idle_timeout of csockserver's servers"
-                             " (default: the class's, 10 s)")
-    parser.add_argument("--retire-wait", type=float, default=None,
-                        help="seconds to wait for idle threads to retire"
-                             " (default thread_idle_timeout + 1; 0: skip)")
-    parser.add_argument("--write", action="store_true",
-                        help="replace the Soak section of bench/RESULTS.md")
-    parser.add_argument("--dump", metavar="FILE",
-                        help="write every sample to FILE as JSON")
-    args = parser.parse_args(argv)
+    args = parser(prog).parse_args(argv)
     if not sys.platform.startswith("linux"):
-        raise SystemExit("bench.soak reads /proc: Linux only")
+        raise SystemExit("%s reads /proc: Linux only" % prog)
+    output.check_out(args)
     retire_wait = args.retire_wait
     if retire_wait is None:
         import csockserver
@@ -596,54 +632,64 @@ def main(argv=None):
     from .build import build_tools
     tool = build_tools()["loadgen"]
 
-    def progress(text):
-        print(text, file=sys.stderr, flush=True)
-
     plan = []
     for kind in args.kinds:
         plan.append((kind, "csockserver", args.requests))
         if args.stdlib:
             plan.append((kind, "socketserver", args.stdlib_requests))
-    began = time.monotonic()
+    plan = [(kind, module, min(requests, args.forking_requests)
+             if kind == "forking" else requests)
+            for kind, module, requests in plan
+            if not (kind == "prefork" and module == "socketserver")]
+    estimates = [expected_seconds(kind, module, requests, retire_wait)
+                 for kind, module, requests in plan]
+    progress = Progress([total for _, total in estimates])
     results = []
-    for kind, module, requests in plan:
-        if kind == "forking":
-            requests = min(requests, args.forking_requests)
-        if kind == "prefork" and module == "socketserver":
-            results.append({"kind": kind, "engine": "stdlib",
-                            "na": "socketserver has no prefork server"})
-            continue
-        progress("%s on %s: %d requests" % (kind, module, requests))
+    for (kind, module, requests), (load, total) in zip(plan, estimates):
+        progress.step("%s on %s: %d requests" % (kind, module, requests))
+
+        def note(text, done=None):
+            # The load is the step's bulk: what is left of it, and the rest.
+            progress.note(text, None if done is None else
+                          (total - load * (1 - done)) / total)
         run = soak_one(kind, module, requests, tool, args.idle_timeout,
-                       retire_wait, progress)
+                       retire_wait, note)
         results.append(run)
         for row in rows_of(run):
             for broken in row["broken"]:
-                progress("  FAIL %s %s %s: %s" % (kind, run["engine"],
-                                                  row["name"], broken))
-    elapsed = time.monotonic() - began
+                progress.note("FAIL %s %s %s: %s" % (kind, run["engine"],
+                                                     row["name"], broken))
+    if args.stdlib and "prefork" in args.kinds:
+        at = next(i for i, run in enumerate(results)
+                  if run["kind"] == "prefork") + 1
+        results.insert(at, {"kind": "prefork", "engine": "stdlib",
+                            "na": "socketserver has no prefork server"})
+    elapsed = progress.elapsed()
 
     lines = table_lines(results)
-    print("\n".join(lines))
-    print()
-    print(BOUNDS)
     failed = [(run, row) for run in results if not run.get("na")
               for row in rows_of(run) if row["broken"]]
-    for run, row in failed:
-        print("FAIL: %s on %s (%s): %s" % (run["kind"], run["engine"],
-                                           row["name"],
-                                           "; ".join(row["broken"])))
-    print("%s in %.0f s" % ("FAILED" if failed else "all bounds held",
-                            elapsed))
-    command = "python -m bench.soak " + " ".join(map(shlex.quote, argv))
+    verdict = ["FAIL: %s on %s (%s): %s" % (
+        run["kind"], run["engine"], row["name"], "; ".join(row["broken"]))
+        for run, row in failed]
+    verdict.append("%s in %.0f s" % ("FAILED" if failed
+                                     else "all bounds held", elapsed))
+    command = " ".join([prog] + [shlex.quote(a) for a in argv])
+    text = "\n".join(["Command: `%s`." % command, "", *lines, "", BOUNDS,
+                      "", *verdict])
+    written = output.write_report(text, args)
     if args.write:
-        write_section(os.path.join(HERE, "RESULTS.md"), command.strip(),
-                      lines, elapsed)
+        write_section(os.path.join(HERE, "RESULTS.md"), command, lines,
+                      elapsed)
     if args.dump:
         with open(args.dump, "w") as f:
             json.dump(results, f)
+    output.tell(written, seconds=elapsed)
+    if args.write:
+        print("soak section: %s" % output.shown(
+            os.path.join(HERE, "RESULTS.md")), file=sys.stderr)
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m bench.soak"))

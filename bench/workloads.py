@@ -10,9 +10,11 @@ from collections import namedtuple
 # build of csockserver is measured (None: this checkout's).
 Server = namedtuple("Server", "label impl dispatch engine path",
                     defaults=(None,))
-# server_workload: what bench.servers / echo_epoll serve; mode: loadgen mode
+# server_workload: what bench.servers / echo_epoll serve; mode: loadgen
+# mode; note: a paragraph the report prints above the workload's table.
 Workload = namedtuple(
-    "Workload", "name title server_workload mode family size conns servers")
+    "Workload", "name title server_workload mode family size conns servers"
+    " note", defaults=(None,))
 
 
 def _s(impl, dispatch="", engine=""):
@@ -63,12 +65,53 @@ _WORKLOADS = {
 }
 
 
+_HTTP_NOTE = (
+    "The handler is http.server's, as users write it: it sends the headers"
+    " and the body in two writes. With Nagle's algorithm on (the stdlib's"
+    " default), the second waits for the client's delayed ACK; csockserver's"
+    " stream handlers turn Nagle off. The `csock` rows serve that handler on"
+    " csockserver's plain ThreadingTCPServer, not csockserver.http;"
+    " `python -m bench http` measures csockserver.http's servers and"
+    " handlers.")
+_NOTES = {
+    "http10": _HTTP_NOTE,
+    "http11": _HTTP_NOTE + " Over keep-alive connections that delayed ACK"
+    " (40 ms on Linux) comes once per request: with 8 connections, the rows"
+    " with Nagle on cannot pass 200 req/s, whatever the server.",
+}
+
+# What a row runs, where its label alone would mislead:
+# (server_workload, impl) -> text after the label.
+_ROW_NOTES = {
+    ("http", "stdlib"): "http.server handler on socketserver's %s, Nagle on",
+    ("http", "csock"): "the same http.server handler on csockserver's plain"
+                       " %s (not csockserver.http), Nagle on",
+    ("http", "installed"): "http.server's own ThreadingHTTPServer and"
+                           " handler after csockserver.install(), Nagle off",
+    ("http", "asyncio"): "asyncio protocol, the same reply",
+    ("http", "c"): "C epoll server, the same reply",
+}
+_TCP_CLASSES = {"sync": "TCPServer", "threading": "ThreadingTCPServer",
+                "forking": "ForkingTCPServer"}
+
+
+def row_label(workload, server):
+    """A row's label in the report: the server's label, and what runs when
+    the label alone would mislead."""
+    note = _ROW_NOTES.get((workload.server_workload, server.impl))
+    if note is None:
+        return server.label
+    if "%s" in note:
+        note %= _TCP_CLASSES.get(server.dispatch, "TCPServer")
+    return "%s: %s" % (server.label, note)
+
+
 def _workload(name, servers):
-    return Workload(name, *_WORKLOADS[name], servers)
+    return Workload(name, *_WORKLOADS[name], servers, _NOTES.get(name))
 
 
 def full_workloads():
-    """The whole matrix: about 10 minutes with the default repeats."""
+    """The whole matrix: about 11 minutes with the default repeats."""
     return [
         _workload("tcp-conn-64",
                   _family_servers(("sync", "threading", "forking"))),

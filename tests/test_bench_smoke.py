@@ -19,14 +19,80 @@ import csockserver
 from conftest import recv_until_eof
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IN_SOURCE_TREE = pytest.mark.skipif(
+    not os.path.isdir(os.path.join(ROOT, "bench")),
+    reason="bench/ is not beside these tests (an installed package under"
+           " test)")
+
+
+@pytest.fixture
+def bench(monkeypatch):
+    """The bench package, imported from the source tree."""
+    monkeypatch.syspath_prepend(ROOT)
+    import bench.output
+    import bench.suites
+    return bench
+
+
+@IN_SOURCE_TREE
+def test_help_lists_every_suite_and_probe_with_its_duration():
+    from_help = {}
+    for command in (["bench"], ["bench.probes"]):
+        run = subprocess.run([sys.executable, "-m", *command, "--help"],
+                             cwd=ROOT, capture_output=True, text=True,
+                             timeout=60)
+        assert run.returncode == 0, run.stderr
+        from_help[command[0]] = run.stdout
+    for name in ("matrix", "http", "scaling", "prefork", "kernel-counts",
+                 "free-threading"):
+        line = re.search(r"^  %s +(.+)\n +(About .*)$" % re.escape(name),
+                         from_help["bench"], re.M)
+        assert line, "%s not listed in:\n%s" % (name, from_help["bench"])
+        assert re.search(r"\d+(\.\d)? (min|s)\b", line.group(2))
+    for name in ("soak", "hostile", "faults"):
+        assert re.search(r"^  %s +.+\n +About \d" % name,
+                         from_help["bench.probes"], re.M), name
+
+
+@IN_SOURCE_TREE
+def test_every_suite_writes_under_build_unless_told(bench):
+    build = os.path.join(ROOT, "build") + os.sep
+    for suite in bench.suites.SUITES + bench.suites.PROBES:
+        parser = bench.suites.module(suite).parser()
+        assert parser.get_default("suite") == suite.name
+        args = parser.parse_args([])
+        assert bench.output.report_path(args).startswith(build), suite.name
+        # '-': the report on stdout only.
+        assert bench.output.report_path(
+            parser.parse_args(["--out", "-"])) is None, suite.name
+
+
+@IN_SOURCE_TREE
+def test_report_speaks_of_goals_and_says_what_http_rows_run(bench):
+    from bench import report, workloads
+    from bench.measure import Measurement
+    chosen = [w for w in workloads.full_workloads()
+              if w.name in ("tcp-conn-64", "http11")]
+    results = {(w.name, s.label): [Measurement(load={"rps": 1000.0})]
+               for w in chosen for s in w.servers}
+    text = report.markdown("python -m bench", chosen, results,
+                           {"repeat": 1, "duration": 1.0, "warmup": 0.1},
+                           False, 1.0)
+    goals = text[text.index("## Goals"):text.index("## TCP")]
+    assert "issue" not in text.lower()
+    assert "| missed |" in goals and "4× the stdlib's req/s" in goals
+    # The plain server with Nagle on is named as such, apart from install().
+    rows = dict(re.findall(r"^\| ((?:csock-c|installed-c) threading)(: .*?)"
+                           r" \| \d", text, re.M))
+    assert "not csockserver.http" in rows["csock-c threading"]
+    assert "Nagle on" in rows["csock-c threading"]
+    assert "install()" in rows["installed-c threading"]
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None,
                     reason="the bench's C tools need a C compiler")
-@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "bench")),
-                    reason="bench/ is not beside these tests (an installed"
-                           " package under test)")
+@IN_SOURCE_TREE
 def test_quick_bench_produces_a_table(tmp_path):
     out = tmp_path / "results.md"
     env = {k: v for k, v in os.environ.items()
@@ -51,16 +117,15 @@ def test_quick_bench_produces_a_table(tmp_path):
                        table, re.M)
     assert [name for name, _ in goals] == ["stdlib threading", "naive_pool"]
     assert "`udp-64`" not in table    # a goal whose workload did not run
-    # The progress line names what ran.
-    assert "[1/" in run.stderr
+    # The progress lines name what runs and the time left.
+    assert re.search(r"^\[1/\d+\] tcp-conn-64, .* left$", run.stderr, re.M)
+    assert "report: " in run.stderr
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None,
                     reason="the bench's C tools need a C compiler")
-@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "bench")),
-                    reason="bench/ is not beside these tests (an installed"
-                           " package under test)")
+@IN_SOURCE_TREE
 @pytest.mark.skipif(not sys.platform.startswith("linux"),
                     reason="bench.soak reads /proc")
 def test_tiny_soak_holds_its_bounds():
@@ -69,9 +134,9 @@ def test_tiny_soak_holds_its_bounds():
     # Workers retire after 1 s instead of 10, so that the idle-size bound
     # is checked too.  The engine is whichever the suite runs on.
     run = subprocess.run(
-        [sys.executable, "-m", "bench.soak", "--requests", "3000",
+        [sys.executable, "-m", "bench.probes", "soak", "--requests", "3000",
          "--kinds", "threading-conn", "udp", "--stdlib",
-         "--stdlib-requests", "3000", "--idle-timeout", "1"],
+         "--stdlib-requests", "3000", "--idle-timeout", "1", "--out", "-"],
         cwd=ROOT, capture_output=True, text=True, timeout=110)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for kind in ("threading-conn", "udp"):
@@ -104,9 +169,7 @@ def _served_by(argv, env):
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "bench")),
-                    reason="bench/ is not beside these tests (an installed"
-                           " package under test)")
+@IN_SOURCE_TREE
 def test_standin_rows_serve_http_server_on_csockserver():
     # The engine is whichever the suite runs on.
     env = dict(os.environ, PYTHONPATH=ROOT)
@@ -138,22 +201,21 @@ def _can_count_cpu_0():
 @pytest.mark.timeout(120)
 @pytest.mark.skipif(shutil.which(os.environ.get("CC", "cc")) is None,
                     reason="the bench's C tools need a C compiler")
-@pytest.mark.skipif(not os.path.isdir(os.path.join(ROOT, "bench")),
-                    reason="bench/ is not beside these tests (an installed"
-                           " package under test)")
+@IN_SOURCE_TREE
 @pytest.mark.skipif(not _can_count_cpu_0(),
                     reason="needs perf allowed to count CPU 0, and taskset")
 def test_kernel_counts_prints_a_row_per_server():
     env = {k: v for k, v in os.environ.items()
            if not k.startswith("CSOCKSERVER_")}
     run = subprocess.run(
-        [sys.executable, "-m", "bench.kernel_counts", "udp-64",
-         "--servers", "csock-c threading,c", "--repeat", "1"],
+        [sys.executable, "-m", "bench", "kernel-counts", "udp-64",
+         "--servers", "csock-c threading,c", "--repeat", "1", "--out", "-"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=100)
     assert run.returncode == 0, run.stderr[-3000:]
     for label in ("csock-c threading", "c"):
-        row = re.search(r"^\| %s \| (\d+) \| (\d+\.\d\d) \| (\d+\.\d\d) \|$"
-                        % re.escape(label), run.stdout, re.M)
+        row = re.search(r"^\| udp-64 \| %s \| (\d+) \| (\d+\.\d\d) \|"
+                        r" (\d+\.\d\d) \|$" % re.escape(label), run.stdout,
+                        re.M)
         assert row, "no row for %r in:\n%s" % (label, run.stdout)
         # Each datagram costs at least its recvfrom() and its sendto().
         assert int(row.group(1)) > 0 and float(row.group(3)) >= 1.5
