@@ -3,7 +3,7 @@ PYTHON ?= python3
 # Examples per socket kind for `make fuzz`.
 FUZZ_EXAMPLES ?= 20000
 
-.PHONY: build debug annotate test test-c test-py pythons conformance asan tsan fuzz lint typing wheels check-dist bench bench-quick bench-micro hostile soak faults clean
+.PHONY: build debug annotate test test-c test-py pythons conformance asan tsan fuzz lint typing wheels check-dist bench bench-quick bench-results bench-micro hostile soak faults clean
 
 build:            ## compile the engine in place
 	$(PYTHON) setup.py build_ext --inplace
@@ -51,23 +51,26 @@ wheels:           ## dist/: the sdist and a manylinux wheel per CPython 3.8+ (py
 check-dist:       ## each wheel in a venv without a compiler (3.11 in full), and the sdist
 	$(PYTHON) tools/check_dist.py --full 3.11 --sdist
 
-bench: build      ## the full side-by-side matrix (~10 min); writes bench/RESULTS.md
+bench: build      ## the full side-by-side matrix (~11 min): build/bench/matrix.md, and matrix.png with matplotlib
 	$(PYTHON) -m bench
 
-bench-quick: build  ## the headline workloads (< 2 min)
-	$(PYTHON) -m bench --quick --out -
+bench-quick: build  ## the headline workloads (< 2 min): build/bench/matrix-quick.md
+	$(PYTHON) -m bench --quick
+
+bench-results: build  ## the full matrix (~11 min) written into the tracked bench/RESULTS.md (its sections below the matrix kept)
+	$(PYTHON) -m bench --out bench/RESULTS.md
 
 bench-micro: build  ## pytest-benchmark of the per-request path
 	$(PYTHON) -m pytest bench/micro -p no:cacheprovider
 
-hostile: build    ## hostile clients, the stdlib beside csockserver (~2 min): a markdown table
-	$(PYTHON) -m bench.hostile
+hostile: build    ## hostile clients, the stdlib beside csockserver (~1 min): build/bench/hostile.md
+	$(PYTHON) -m bench.probes hostile
 
-soak: build       ## 1M requests per server kind, watching RSS, fds, threads (~10 min); writes bench/RESULTS.md
-	$(PYTHON) -m bench.soak --stdlib --write
+soak: build       ## 1M requests per server kind, 200k on the stdlib, watching RSS, fds, threads (~16 min): build/bench/soak.md
+	$(PYTHON) -m bench.probes soak --stdlib
 
-faults: build     ## process faults (killed supervisor, workers, children; shutdown under load), the stdlib beside csockserver (~1 min)
-	$(PYTHON) -m bench.faults --repeat 3
+faults: build     ## process faults (killed supervisor, workers, children; shutdown under load), the stdlib beside csockserver (~1 min): build/bench/faults.md
+	$(PYTHON) -m bench.probes faults --repeat 3
 
 clean:
 	rm -rf build dist bench/_build csockserver/*.so src_c/*.c src_c/*.html

@@ -50,7 +50,7 @@ PROBES = [
           "about 1 min"),
     Suite("faults", "bench.faults",
           "killed supervisor, workers, children; shutdown under load",
-          "about 2 min"),
+          "about 1 min"),
 ]
 
 
