@@ -79,7 +79,62 @@ def _find_prctl():
 
 
 class PreforkMixIn:
-    """Mix-in that serves with ``processes`` worker processes."""
+    """Mix-in that serves with several worker processes on one socket.
+
+    Beyond socketserver.  serve_forever() forks ``processes`` workers, each
+    running the serving loop on the listening socket (bound before the
+    fork), and supervises them: a worker that dies is restarted (after a
+    growing pause if workers keep dying at once).  Put it first among the
+    bases, and combine it with ThreadingMixIn (or ForkingMixIn) for threads
+    (or children) inside each worker.  handle_request() serves in the
+    calling process; the user's server_close() runs in the supervisor only.
+
+    Class attributes (set them on a subclass):
+
+    ``processes = None``
+        How many workers; None: one per CPU this process may run on.
+    ``graceful_timeout = 30.0``
+        Seconds a retiring worker may take to finish the requests in hand
+        (daemon handler threads included) before it is killed: whenever a
+        worker retires (reload, recycling, SIGTTOU, shutdown) or its
+        supervisor dies.
+    ``max_requests = None``
+        A worker retires after about this many requests (a connection, for
+        a stream server) and a fresh one replaces it; None or 0: never.
+    ``max_requests_jitter = 0``
+        Each worker adds a random 0 to this many to ``max_requests``, so
+        that workers started together do not all retire at once.
+    ``reuse_port_per_worker = False``
+        TCP only.  True: every worker but one listens on a socket of its
+        own, bound to the same address with SO_REUSEPORT, so the kernel
+        spreads connections evenly; the connections waiting on a worker's
+        own socket are reset when it exits.  Keep False for reloads that
+        drop nothing.
+
+    Read them, do not set them:
+
+    ``worker_pids = frozenset()``
+        In the supervisor, while serve_forever() runs: the live workers'
+        pids.
+    ``retiring = False``
+        In a worker: True once it has been told to stop.  A handler that
+        keeps a connection open for more requests should close it after
+        the one in hand (csockserver.http's handlers do).
+
+    Signals, handled while serve_forever() runs in the main thread:
+
+    - SIGTERM, or shutdown(): every worker is told to stop (SIGTERM: stop
+      accepting, finish the requests in hand, exit), then serve_forever()
+      returns once they have.  Ctrl-C (SIGINT) does the same on its way
+      out of serve_forever(); a second Ctrl-C kills the workers at once.
+    - SIGHUP: rolling reload.  A new set of workers starts; once all of
+      them serve, the old ones retire, so no connection is refused.
+    - SIGTTIN / SIGTTOU: one worker more / one fewer (the oldest retires;
+      never below one).
+
+    When the supervisor dies (even by SIGKILL), each worker stops accepting
+    at once and exits within ``graceful_timeout``.
+    """
 
     # Number of worker processes; None means one per usable CPU.
     processes = None
@@ -684,6 +739,16 @@ def _finish_requests(server):
         server.collect_children(blocking=server.block_on_close)
 
 
-class PreforkTCPServer(PreforkMixIn, TCPServer): pass
-class PreforkUDPServer(PreforkMixIn, UDPServer): pass
-class PreforkThreadingTCPServer(PreforkMixIn, ThreadingMixIn, TCPServer): pass
+class PreforkTCPServer(PreforkMixIn, TCPServer):
+    """TCPServer served by PreforkMixIn's worker processes, each handling
+    one connection at a time."""
+
+
+class PreforkUDPServer(PreforkMixIn, UDPServer):
+    """UDPServer served by PreforkMixIn's worker processes, which share the
+    datagrams that arrive."""
+
+
+class PreforkThreadingTCPServer(PreforkMixIn, ThreadingMixIn, TCPServer):
+    """TCPServer served by PreforkMixIn's worker processes, each with
+    ThreadingMixIn's threads: a thread per connection."""

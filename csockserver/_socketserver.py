@@ -169,6 +169,15 @@ class BaseServer:
     Subclasses supply ``get_request``, ``fileno`` and whatever the transport
     needs; users override the hooks (``verify_request``, ``process_request``,
     ``handle_error``, ``service_actions``, ...) as with socketserver.
+
+    Beyond socketserver (a class attribute; set it on a subclass):
+
+    ``systemd_notify = False``
+        True: serve_forever() tells systemd how it is doing (sd_notify, to
+        the socket ``NOTIFY_SOCKET`` names): READY=1 as it starts serving,
+        STOPPING=1 as it returns, and the WATCHDOG=1 pings the unit's
+        ``WatchdogSec=`` asks for.  Without ``NOTIFY_SOCKET`` nothing is
+        sent; a prefork server's supervisor speaks for its workers.
     """
 
     timeout = None
@@ -327,6 +336,29 @@ class TCPServer(BaseServer):
     ``request_queue_size`` defaults to ``socket.SOMAXCONN`` rather than
     socketserver's 5, so that bursts of clients are not left waiting on SYN
     retransmits; set it on a subclass to get the old value.
+
+    Beyond socketserver (class attributes, off by default; the PROXY
+    protocol is for stream servers, and a datagram server with
+    ``proxy_protocol`` set raises ValueError when serving starts):
+
+    ``proxy_protocol = None``
+        "v1", "v2" or "any": each connection must start with a PROXY
+        protocol header of that version (sent by a load balancer), and the
+        client it names becomes the request's ``client_address``;
+        ``csockserver.proxy_info(client_address)`` returns the whole header.
+        A connection without a valid header is closed before any other
+        hook sees it, and the server goes on serving.
+    ``proxy_protocol_from = None``
+        Who may send the header: an IP network or address
+        (``"10.0.0.0/8"``, ``"127.0.0.1"``) or an iterable of them; None
+        allows any peer.  Connections from elsewhere are closed.
+        Unix-socket peers are always allowed.
+    ``proxy_protocol_timeout = 3.0``
+        Seconds the header may take to arrive (None: no limit); a
+        connection that takes longer is closed.
+    ``from_systemd(RequestHandlerClass, index=0, **kwargs)``
+        A class method: the server built on a socket systemd passed to the
+        process (socket activation) instead of one it binds itself.
     """
 
     address_family = socket.AF_INET
@@ -556,17 +588,24 @@ class ThreadingMixIn:
     ``threading.local`` values of a worker do outlive a request, as in any
     thread pool.
 
-    Optional bounds (off by default):
+    ``daemon_threads`` and ``block_on_close`` keep socketserver's meaning
+    (whether handler threads are daemons; whether server_close() waits for
+    the others).
 
-    ``max_threads``
+    Beyond socketserver (class attributes; the bounds are off by default):
+
+    ``max_threads = None``
         At most this many worker threads; further requests wait until one
         is free (in the kernel's listen backlog while serve_forever() takes
-        connections on the workers, else in a queue).
-    ``max_queued``
+        connections on the workers, else in a queue).  None: no limit.
+    ``max_queued = None``
         With ``max_threads`` set, at most this many accepted requests (at
         least one) wait for a thread: process_request returns only once the
         queue is below it again, so meanwhile the server accepts nothing and
         new connections wait in the kernel's backlog.  None is no limit.
+    ``thread_idle_timeout = 10.0``
+        Seconds a worker thread waits for another request before it
+        retires; None keeps idle workers until server_close().
     """
 
     # Whether request threads are daemons (server_close() never waits).
@@ -667,14 +706,16 @@ class StreamRequestHandler(BaseRequestHandler):
     not held back waiting for the client's delayed ACK.  Set it to False to
     keep the kernel's default.
 
-    Beyond socketserver, ``read_deadline`` (seconds, None by default) bounds
-    all of a connection's reading, where ``timeout`` bounds each wait only:
-    every read from ``self.rfile`` must be done within that many seconds of
-    setup(), or it raises the exception a socket timeout raises
-    (``socket.timeout``, "timed out"), and the reader reads no more.  A
-    client that trickles a byte at a time cannot hold the handler past it.
-    It applies to ``socket.socket`` connections (ssl's included); writes
-    are not bounded by it.
+    Beyond socketserver (a class attribute; set it on a subclass):
+
+    ``read_deadline = None``
+        Seconds that bound all of a connection's reading, where ``timeout``
+        bounds each wait only: every read from ``self.rfile`` must be done
+        within that many seconds of setup(), or it raises what a socket
+        timeout raises (``socket.timeout``, "timed out"), and the reader
+        reads no more.  A client that trickles a byte at a time cannot hold
+        the handler past it.  It applies to ``socket.socket`` connections
+        (ssl's included); writes are not bounded by it.  None: no deadline.
     """
 
     rbufsize = _streams.STOCK_RBUFSIZE

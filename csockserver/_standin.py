@@ -23,7 +23,14 @@ def _public_classes():
 
 
 def install():
-    """Make ``import socketserver`` return csockserver from now on."""
+    """Make ``import socketserver`` return csockserver from now on.
+
+    Beyond socketserver.  Call it before ``http.server``,
+    ``xmlrpc.server``, ``wsgiref.simple_server`` or ``logging.config`` is
+    first imported: modules imported earlier keep the standard library's
+    classes.  While installed, csockserver's public classes say
+    ``__module__ == "socketserver"``.  A second call does nothing.
+    """
     global _saved
     package = sys.modules[__package__]
     if _saved is not None:
@@ -37,7 +44,11 @@ def install():
 
 
 def uninstall():
-    """Undo install(): ``socketserver`` is the standard library's again."""
+    """Undo install(): ``socketserver`` is the standard library's again
+    for later imports, and the classes get their own ``__module__`` back.
+
+    Modules imported while it was installed keep csockserver's classes.
+    """
     global _saved
     if _saved is None:
         return
