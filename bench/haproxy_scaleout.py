@@ -313,9 +313,11 @@ def reload_case(repeat, progress):
             progress.step("rolling reload, %s, %s (repeat %d of %d)" % (
                 mode, "SIGHUP each backend" if reload else "no reload",
                 round_ + 1, repeat))
-            runs[mode, reload].append(reload_run(mode, reload))
-            progress.note("%.0f req/s, p99 %.2f ms, %d errors, workers"
-                          " replaced: %s" % runs[mode, reload][-1])
+            rps, p99, errors, replaced = reload_run(mode, reload)
+            runs[mode, reload].append((rps, p99, errors, replaced))
+            progress.note("%.0f req/s, p99 %.2f ms, %d errors%s" % (
+                rps, p99, errors, ", all workers replaced" if replaced
+                else ", not all workers replaced" if reload else ""))
     lines = ["| wrk | SIGHUP each backend | req/s | p99 ms | errors | "
              "all workers replaced |", "|---|---|---|---|---|---|"]
     for mode, reload in cases:

@@ -3,7 +3,7 @@
     python -m bench http [--quick] [--repeat 5] [--duration 3] [--out PATH|-]
 
 (also ``python bench/http_wrk.py``, with the same options).  About 4
-minutes with the defaults, 40 s with ``--quick`` (one repeat of 1 s); the
+minutes with the defaults, 30 s with ``--quick`` (one repeat of 1 s); the
 report goes to stdout and to ``--out`` (default build/bench/http.md).
 After the servers it measures what the handler's own Python costs per
 keep-alive request (bench/http_handler_cost.py), median of 3 runs.
@@ -197,31 +197,35 @@ def report(results, repeat, duration):
                             median[variant] / median["stdlib nodelay"],
                             median[variant] / median["csock"]))
     lines.append("")
-    lines.append("Medians of %d rounds of %gs each (wrk -t1 -c8, pinned to "
-                 "CPU %s; servers on CPU %s)." % (repeat, duration,
-                                                  CLIENT_CPU, SERVER_CPU))
+    lines.append("%s of %gs each (wrk -t1 -c8, pinned to CPU %s; servers"
+                 " on CPU %s)." % ("Medians of %d rounds" % repeat
+                                   if repeat > 1 else "One round", duration,
+                                   CLIENT_CPU, SERVER_CPU))
     return "\n".join(lines) + "\n"
 
 
 def handler_cost(runs, progress):
     """The handler's own Python per keep-alive request: a report line."""
     from bench.http_handler_cost import cost
-    progress.step("the handler's own Python, %d runs of %d requests" % (
-        runs, COST_REQUESTS))
+    what = ("%d runs of %d requests" % (runs, COST_REQUESTS) if runs > 1
+            else "one run of %d requests" % COST_REQUESTS)
+    progress.step("the handler's own Python, %s" % what)
     figures = sorted(cost(COST_REQUESTS) for _ in range(runs))
     median = statistics.median(figures)
     progress.note("%.1f µs per request" % median)
-    return ("The handler's own Python (the stdlib handler above, HTTP/1.1,"
+    return ("The handler's own Python (the `stdlib` rows' handler, HTTP/1.1,"
             " over in-memory files: no socket, no syscall): %.1f µs per"
-            " request, median of %d runs of %d requests [%.1f–%.1f]." % (
-                median, runs, COST_REQUESTS, figures[0], figures[-1]))
+            " request, %s%s." % (
+                median, "median of " if runs > 1 else "", what) + (
+                " [%.1f–%.1f]" % (figures[0], figures[-1]) if runs > 1
+                else ""))
 
 
 def parser(prog="python -m bench http"):
     ap = argparse.ArgumentParser(prog=prog,
                                  description=__doc__.split("\n\n")[0])
     output.add_arguments(ap, "http",
-                         quick="one repeat of 1 s (about 40 s)")
+                         quick="one repeat of 1 s (about 30 s)")
     ap.add_argument("--repeat", type=int,
                     help="rounds over every server (default 5)")
     ap.add_argument("--duration", type=int,

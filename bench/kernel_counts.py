@@ -129,9 +129,11 @@ def main(argv=None, prog="python -m bench kernel-counts"):
                     for e in events)))
     lines = [
         "Command: `%s` (%.0f s); `perf stat -C %s` for %g s of a 3 s run;"
-        " the median run by req/s of %d." % (
+        " %s." % (
             " ".join([prog] + [shlex.quote(a) for a in argv]),
-            progress.elapsed(), measure.SERVER_CPU, COUNTED, args.repeat),
+            progress.elapsed(), measure.SERVER_CPU, COUNTED,
+            "one run per server" if args.repeat == 1 else
+            "the median run by req/s of %d" % args.repeat),
         "",
         "| workload | server | req/s | %s |" % " | ".join(
             "%s / req" % EVENT_NAMES.get(e, e) for e in events),

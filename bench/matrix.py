@@ -105,4 +105,4 @@ def main(argv=None, prog="python -m bench matrix", ap=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(prog="python -m bench.matrix"))

@@ -4,7 +4,7 @@
                             [--out PATH|-]
 
 (also ``python bench/prefork_spread.py``, with the same options).  About a
-minute with the defaults, 15 s with ``--quick`` (one repeat of 1 s); the
+minute with the defaults, 10 s with ``--quick`` (one repeat of 1 s); the
 report goes to stdout and to ``--out`` (default build/bench/prefork.md).
 
 PreforkMixIn's workers accept on one shared socket by default; with
@@ -64,7 +64,7 @@ with Server(("127.0.0.1", 0), Handler) as server:
 CLIENTS = 16
 # Seconds a run takes beyond its window: start, every worker's first
 # answer, the 0.5 s warm-up, stop.
-OVERHEAD = 1.2
+OVERHEAD = 0.6
 
 
 def ask(port):
@@ -129,7 +129,7 @@ def parser(prog="python -m bench prefork"):
     ap = argparse.ArgumentParser(prog=prog,
                                  description=__doc__.split("\n")[0])
     output.add_arguments(ap, "prefork",
-                         quick="one repeat of 1 s (about 15 s)")
+                         quick="one repeat of 1 s (about 10 s)")
     ap.add_argument("--repeat", type=int, help="runs per case (default 3)")
     ap.add_argument("--duration", type=float,
                     help="seconds of load per run (default 3)")
@@ -155,10 +155,10 @@ def main(argv=None, prog="python -m bench prefork"):
             runs[mode, processes].append(run)
             progress.note("%.0f req/s, busiest/idlest %.2f, %d failed" % (
                 run["rps"], run["ratio"], run["failed"]))
-    lines = ["Command: `%s` (%.0f s); %d repeat%s, modes alternating;"
-             " medians." % (" ".join([prog] + [shlex.quote(a) for a in argv]),
-                            progress.elapsed(), args.repeat,
-                            "" if args.repeat == 1 else "s"), "",
+    lines = ["Command: `%s` (%.0f s); %s." % (
+                 " ".join([prog] + [shlex.quote(a) for a in argv]),
+                 progress.elapsed(), "one repeat" if args.repeat == 1 else
+                 "%d repeats, modes alternating; medians" % args.repeat), "",
              "| workers | mode | req/s | busiest | idlest | ratio | failed |",
              "|---|---|---|---|---|---|---|"]
     for mode, processes in cases:

@@ -4,7 +4,7 @@
                             [--warmup 0.5] [--out PATH|-]
 
 (also ``python bench/process_scaling.py``, with the same options).  About
-1.5 minutes with the defaults, 20 s with ``--quick`` (one repeat of 1 s).
+1.5 minutes with the defaults, 15 s with ``--quick`` (one repeat of 1 s).
 The report goes to stdout and to ``--out`` (default
 build/bench/scaling.md).
 
@@ -124,7 +124,7 @@ def parser(prog="python -m bench scaling"):
     ap = argparse.ArgumentParser(prog=prog,
                                  description=__doc__.splitlines()[0])
     output.add_arguments(ap, "scaling",
-                         quick="one repeat of 1 s (about 20 s)")
+                         quick="one repeat of 1 s (about 15 s)")
     ap.add_argument("--repeat", type=int, help="runs per server (default 3)")
     ap.add_argument("--duration", type=float,
                     help="measured seconds per run (default 3)")
