@@ -3,14 +3,14 @@
 Three backend processes, each a csockserver HTTP server with
 ``proxy_protocol = "v2"`` on its own address (127.0.0.2-4), sit behind one
 HAProxy in TCP mode that sends them ``send-proxy-v2`` headers and checks
-their health with ``check-send-proxy`` (v2 LOCAL headers).  The client
-talks to HAProxy only; each reply says which backend served it and which
-client address that backend saw.
+their health with ``check-send-proxy`` (v2 LOCAL headers, each check
+ended with a reset).  The client talks to HAProxy only; each reply says
+which backend served it and which client address that backend saw.
 
-HAProxy is not mocked.  When it is missing, the first test installs
-Debian's package (``apt-get install -y haproxy``, as root only; set
-CSOCKSERVER_NO_APT=1 to forbid it); where that cannot be done the tests
-skip, saying why.  ``.ci/run`` installs it up front.
+HAProxy is not mocked, and the tests install nothing unless asked: where
+``haproxy`` is missing they skip, unless CSOCKSERVER_TEST_APT=1 is set (as
+CI does), when the first test installs Debian's package with
+``apt-get install -y haproxy`` (as root only; else they skip too).
 """
 
 import os
@@ -40,15 +40,18 @@ def _installed():
 
 @pytest.fixture(scope="module")
 def haproxy():
-    """The haproxy binary, installed from Debian's packages if need be."""
+    """The haproxy binary; installed from Debian's packages only where
+    CSOCKSERVER_TEST_APT=1 asks for it."""
     found = _installed()
     if found:
         return found
-    if os.environ.get("CSOCKSERVER_NO_APT"):
-        pytest.skip("haproxy is not installed and CSOCKSERVER_NO_APT is set")
+    if os.environ.get("CSOCKSERVER_TEST_APT") != "1":
+        pytest.skip("haproxy is not installed: install it (e.g. apt-get "
+                    "install haproxy), or set CSOCKSERVER_TEST_APT=1 to let "
+                    "the tests install it with apt-get (as root)")
     if os.geteuid() != 0 or not shutil.which("apt-get"):
-        pytest.skip("haproxy is not installed, and apt-get cannot install it "
-                    "here (needs root and apt-get)")
+        pytest.skip("haproxy is not installed, and CSOCKSERVER_TEST_APT=1 "
+                    "cannot install it here (needs root and apt-get)")
     try:
         subprocess.run(["apt-get", "install", "-y", "haproxy"],
                        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -60,6 +63,7 @@ def haproxy():
     if not found:
         pytest.skip("apt-get installed no haproxy binary")
     return found
+
 
 # A backend: csockserver.http with the PROXY protocol, answering each GET
 # with its name and the client address it saw; it prints its port once
