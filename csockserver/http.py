@@ -41,6 +41,12 @@ Under ``PreforkMixIn``, a worker that is retiring (a reload, or
 with ``Connection: close`` and then closes it, so that clients move to the
 new workers without finding a connection closed under them.
 
+A client that closes or resets its connection before the first byte of a
+request (its first, or the next one on a keep-alive connection) ends it
+quietly, as nginx and gunicorn do; http.server reports such a reset
+through handle_error, traceback and all.  A reset once a request has
+begun is reported, as there.
+
 ``python -m csockserver.http [options] [port]`` is ``python -m http.server``
 (the same options, from the running interpreter) serving on csockserver.
 """
@@ -193,14 +199,17 @@ class _CsockserverFiles:
 
     def handle_one_request(self):
         """http.server's handle_one_request(), within ``request_timeout``
-        and ``keepalive_timeout`` when they are set."""
+        and ``keepalive_timeout`` when they are set, and without a word
+        when the client resets the connection before the request begins."""
         head_limit = self.request_timeout
         idle_limit = self.keepalive_timeout
-        if head_limit is None and idle_limit is None:
-            return super().handle_one_request()
-        holder = _streams.deadline_holder(self.rfile)
-        if holder is None:      # a connection we cannot put deadlines on
-            return super().handle_one_request()
+        holder = None
+        if head_limit is not None or idle_limit is not None:
+            holder = _streams.deadline_holder(self.rfile)
+        if holder is None:  # no deadlines, or a connection that takes none
+            if self._csock_request_begins(None):
+                super().handle_one_request()
+            return
         first = self._csock_served == 0
         self._csock_served += 1
         if first:
@@ -214,17 +223,10 @@ class _CsockserverFiles:
             idle_limit = head_limit
         wait_until = _earliest(overall, _after(
             monotonic(), head_limit if first else idle_limit))
-        if wait_until is not None:
-            holder.deadline = wait_until
-            try:
-                _streams.wait_readable(self.rfile)
-            except socket.timeout as exc:
-                holder.deadline = overall
-                self.close_connection = True
-                if monotonic() < wait_until:
-                    # The socket's own timeout: what http.server does.
-                    self.log_error("Request timed out: %r", exc)
-                return
+        holder.deadline = wait_until
+        if not self._csock_request_begins(wait_until):
+            holder.deadline = overall
+            return
         head_until = wait_until if first else _earliest(
             overall, _after(monotonic(), head_limit))
         holder.deadline = head_until
@@ -237,6 +239,32 @@ class _CsockserverFiles:
         if (phase != _HANDLING and head_limit is not None
                 and holder.timed_out):
             self._csock_request_timed_out(phase)
+
+    def _csock_request_begins(self, until):
+        """Wait for the first byte of a request, or the connection's end
+        (which http.server's handle_one_request() then finds); *until* is
+        the wait's deadline, or None.
+
+        False, with the connection to be closed, when no request can come:
+        the client reset the connection first, which ends it quietly (as
+        nginx and gunicorn do; a reset once a request has begun is still
+        reported), or the wait timed out.  An unbuffered rfile without a
+        deadline is left to http.server, which reads it byte by byte.
+        """
+        if until is None and not hasattr(self.rfile, "peek"):
+            return True
+        try:
+            _streams.wait_readable(self.rfile)
+        except ConnectionResetError:
+            self.close_connection = True
+            return False
+        except socket.timeout as exc:
+            self.close_connection = True
+            if until is None or monotonic() < until:
+                # The socket's own timeout: what http.server does.
+                self.log_error("Request timed out: %r", exc)
+            return False
+        return True
 
     def parse_request(self):
         """http.server's parse_request(); the request's deadline is lifted

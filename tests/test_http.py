@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -21,7 +22,7 @@ import pytest
 import csockserver
 import csockserver.http as chttp
 
-from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT
+from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT, wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPILED = csockserver.IMPLEMENTATION == "cython"
@@ -330,3 +331,120 @@ def test_simple_handler_serves_files(serve, site):
     url = "http://127.0.0.1:%d/big.bin" % server.server_port
     with urllib.request.urlopen(url, timeout=CLIENT_TIMEOUT) as reply:
         assert reply.read() == (site / "big.bin").read_bytes()
+
+
+# -- connections that end before a request, or in the middle of one ----------
+
+class Counting:
+    """Records handle_error calls (the exception's name) and ended
+    requests, in place of the traceback on stderr."""
+
+    def handle_error(self, request, client_address):
+        self.errors.append(type(sys.exc_info()[1]).__name__)
+
+    def shutdown_request(self, request):
+        super().shutdown_request(request)
+        self.ended.append(True)
+
+
+class Ok:
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, format, *args):
+        self.server.logged.append(format % args)
+
+
+HTTP_HANDLERS = {
+    "http.server": type("Handler", (Ok, http.server.BaseHTTPRequestHandler),
+                        {}),
+    "csockserver.http": type("Handler", (Ok, chttp.BaseHTTPRequestHandler),
+                             {}),
+    "csockserver.http-deadlines": type(
+        "Handler", (Ok, chttp.BaseHTTPRequestHandler),
+        {"request_timeout": 5.0, "keepalive_timeout": 5.0}),
+}
+
+
+def counting_server(handler, serve, **attrs):
+    cls = type("Server", (Counting, chttp.ThreadingHTTPServer), {})
+    server = cls(("127.0.0.1", 0),
+                 type("Handler", (HTTP_HANDLERS[handler],), attrs))
+    server.errors, server.ended, server.logged = [], [], []
+    serve(server)
+    return server
+
+
+def reset(sock):
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                    struct.pack("ii", 1, 0))
+    sock.close()
+
+
+# What the client sends before it hangs up.
+BEFORE = {
+    "first-request": b"",
+    "between-requests": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+}
+MIDWAY = {
+    "in-the-request-line": b"GET /hel",
+    "in-the-headers": b"GET / HTTP/1.1\r\nHost: x\r\n",
+    "between-requests-and-in-one": b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET",
+}
+
+
+def hang_up_after(server, data, with_reset):
+    """Send *data*, read the replies it asks for, then close (with a reset,
+    or a FIN); wait until the server has ended the connection."""
+    with socket.create_connection(server.server_address,
+                                  CLIENT_TIMEOUT) as client:
+        client.sendall(data)
+        reply = b""
+        while reply.count(b"\r\n\r\nok") < data.count(b"\r\n\r\n"):
+            chunk = client.recv(4096)
+            assert chunk, reply
+            reply += chunk
+        if with_reset:
+            reset(client)
+    assert wait_for(lambda: server.ended, timeout=JOIN_TIMEOUT)
+
+
+@pytest.mark.parametrize("handler", sorted(HTTP_HANDLERS))
+@pytest.mark.parametrize("where", sorted(BEFORE))
+@pytest.mark.parametrize("with_reset", [True, False], ids=["reset", "close"])
+def test_a_connection_that_ends_before_a_request_ends_quietly(
+        serve, handler, where, with_reset):
+    """csockserver.http, like nginx and gunicorn; http.server reports a
+    reset through handle_error."""
+    server = counting_server(handler, serve)
+    hang_up_after(server, BEFORE[where], with_reset)
+    reported = with_reset and handler == "http.server"
+    assert server.errors == (["ConnectionResetError"] if reported else [])
+
+
+@pytest.mark.parametrize("handler", sorted(HTTP_HANDLERS))
+@pytest.mark.parametrize("where", sorted(MIDWAY))
+def test_a_reset_in_the_middle_of_a_request_is_reported(serve, handler,
+                                                        where):
+    """As by http.server: the error reaches handle_error."""
+    server = counting_server(handler, serve)
+    hang_up_after(server, MIDWAY[where], with_reset=True)
+    assert server.errors == ["ConnectionResetError"]
+
+
+@pytest.mark.parametrize("handler", sorted(HTTP_HANDLERS))
+def test_a_socket_timeout_before_a_request_is_logged_as_by_http_server(
+        serve, handler):
+    server = counting_server(handler, serve, timeout=0.2)
+    with socket.create_connection(server.server_address,
+                                  CLIENT_TIMEOUT) as client:
+        assert client.recv(10) == b""
+    assert wait_for(lambda: server.ended, timeout=JOIN_TIMEOUT)
+    assert server.errors == []
+    assert server.logged == ["Request timed out: %r"
+                             % socket.timeout("timed out")]
