@@ -12,10 +12,17 @@ parsing, and the address the request gets.
 The request's ``client_address`` becomes the client the header names, an
 ordinary tuple (or path) that also carries the whole header as
 ``.proxy``, a :class:`ProxyInfo`; :func:`proxy_info` reads it back.
+
+A LOCAL header opens a connection the proxy makes for itself, to check the
+server's health.  When the proxy drops such a connection (HAProxy resets
+its checks as soon as it has seen the server accept), the error that
+escapes the request is logged at debug level (logger ``csockserver``),
+not reported through handle_error: see :func:`dropped_check`.
 """
 
 import ipaddress
 import os
+import select
 import socket
 from typing import NamedTuple
 
@@ -288,3 +295,49 @@ def _v2_tlvs(data):
         tlvs[data[0]] = bytes(data[3:3 + size])
         data = data[3 + size:]
     return tlvs
+
+
+# -- a check connection the proxy dropped -------------------------------------
+
+# Why the engines look after the request ran, not before the handler is
+# made (by peeking for a first byte, say): a server may speak first (an
+# SMTP greeting, which HAProxy's smtpchk waits for), and a wait before the
+# handler would hold that up; and every hook still runs where socketserver
+# runs it, for a check as for any request.  Only the report changes.
+
+# What the request sees when its peer drops the connection.
+_DROPPED = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError)
+
+
+def dropped_check(request, client_address, exc):
+    """Whether *exc*, escaping a request, is its proxy dropping a check.
+
+    True (and a debug record logged) when the connection came with a LOCAL
+    header, *exc* is a reset, abort or broken pipe, and the request's own
+    connection has hung up, so that the error is that connection's and not
+    one of the handler's other sockets.  The engines then do not call
+    handle_error; any other error is reported as usual.
+    """
+    info = proxy_info(client_address)
+    if (info is None or info.command != "LOCAL"
+            or not isinstance(exc, _DROPPED) or not _hung_up(request)):
+        return False
+    import logging      # only once a check was dropped
+    logging.getLogger("csockserver").debug(
+        "%s dropped its check connection (PROXY LOCAL): %s",
+        info.proxy_address, exc)
+    return True
+
+
+def _hung_up(request):
+    """Whether the connection's peer is gone (POLLHUP: reset, or closed both
+    ways)."""
+    try:
+        fd = request.fileno()
+    except (AttributeError, OSError, ValueError):
+        return False
+    if fd < 0:
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return any(events & select.POLLHUP for _, events in poller.poll(0))

@@ -134,8 +134,8 @@ cdef int _fork_request(object server, HookPlan *p, object request,
         if client_address is not None:
             _finish(server, p, request, client_address)
         status = 0
-    except Exception:
-        server.handle_error(request, client_address)
+    except Exception as exc:
+        _report_error(server, p, request, client_address, exc)
     finally:
         try:
             _shutdown(server, p, request)

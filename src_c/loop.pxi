@@ -215,8 +215,8 @@ cdef int _handle_one(object server, HookPlan *p, object request,
                 _shutdown(server, p, request)
             else:
                 server.process_request(request, client_address)
-        except Exception:
-            server.handle_error(request, client_address)
+        except Exception as exc:
+            _report_error(server, p, request, client_address, exc)
             _shutdown(server, p, request)
         except BaseException:
             _shutdown(server, p, request)

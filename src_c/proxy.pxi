@@ -1,8 +1,9 @@
 # The PROXY protocol header (csockserver._proxy), read off a new connection
 # before anything else sees it: the waits and the framing are here, with
 # the GIL released while waiting; the allow-list and the parsing, which run
-# once per connection, are _proxy's.  csockserver/_pure/proxy.py is the
-# twin.
+# once per connection, are _proxy's.  Also here: the report of an error
+# that escaped a request, which a check the proxy dropped does not get.
+# csockserver/_pure/proxy.py is the twin.
 
 cdef enum:
     PROXY_V1 = 1
@@ -138,3 +139,13 @@ cdef object _client_address(object server, HookPlan *p, object request,
         return _proxy.apply(header, peer)
     except (OSError, _ProxyHeaderError):
         return None
+
+
+cdef int _report_error(object server, HookPlan *p, object request,
+                       object client_address, object exc) except -1:
+    """handle_error for *exc*, which escaped a request, unless it is the
+    proxy dropping a check connection of its own (_proxy.dropped_check)."""
+    if not (p.proxy_protocol
+            and _proxy.dropped_check(request, client_address, exc)):
+        server.handle_error(request, client_address)
+    return 0

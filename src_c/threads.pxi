@@ -431,8 +431,8 @@ cdef bint _run_in_thread(object server, HookPlan *p, object request,
         else:
             try:
                 _finish(server, p, request, client_address)
-            except Exception:
-                server.handle_error(request, client_address)
+            except Exception as exc:
+                _report_error(server, p, request, client_address, exc)
             finally:
                 _shutdown(server, p, request)
     except BaseException as exc:

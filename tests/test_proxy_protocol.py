@@ -7,9 +7,14 @@ proxy-protocol.txt); tests with a real HAProxy are in test_haproxy.py.
 """
 
 import errno
+import http.server
+import logging
+import os
 import pickle
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,10 +23,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import csockserver
+import csockserver.http as chttp
 from csockserver import _proxy
-from conftest import (CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX, LeakCheck,
-                      handle_request, needs_fork, needs_unix,
-                      recv_until_eof, serving, stream_client)
+from conftest import (CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX, JOIN_TIMEOUT,
+                      LeakCheck, handle_request, needs_fork, needs_unix,
+                      recv_until_eof, serving, stream_client,
+                      wait_for)
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 
@@ -265,6 +272,206 @@ def test_http_server_logs_the_real_client():
                          + b"GET / HTTP/1.0\r\n\r\n")
     assert reply.startswith(b"HTTP/1.0 200")
     assert server.logged == ["203.0.113.4"]
+
+
+# -- a proxy's own checks (LOCAL) that it drops ------------------------------
+
+# HAProxy's check-send-proxy health check: this header, then a reset.
+LOCAL = v2_header(command=0x0, family=0x0, transport=0x0)
+PROXIED = v2_inet("192.0.2.50", 5050, "127.0.0.1", 80)
+
+
+class LineHandler(csockserver.StreamRequestHandler):
+    """A plain handler: reads a line, answers it."""
+
+    def handle(self):
+        line = self.rfile.readline()
+        if line:
+            self.wfile.write(b"ok " + line)
+
+
+class _Hello:
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        pass
+
+
+class StdlibHTTPHandler(_Hello, http.server.BaseHTTPRequestHandler):
+    pass
+
+
+class CsockHTTPHandler(_Hello, chttp.BaseHTTPRequestHandler):
+    pass
+
+
+HANDLERS = {"stream": LineHandler, "http.server": StdlibHTTPHandler,
+            "csockserver.http": CsockHTTPHandler}
+REQUESTS = {LineHandler: (b"hi\n", b"ok hi\n"),
+            StdlibHTTPHandler: (b"GET / HTTP/1.0\r\n\r\n", b"HTTP/1.0 200"),
+            CsockHTTPHandler: (b"GET / HTTP/1.0\r\n\r\n", b"HTTP/1.0 200")}
+
+
+class Noting:
+    """Notes each handle_error call and each request's end in a file, which
+    a forking or prefork server's children write to as well."""
+
+    notes = None
+
+    def note(self, what):
+        fd = os.open(self.notes, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, what.encode() + b"\n")
+        finally:
+            os.close(fd)
+
+    def handle_error(self, request, client_address):
+        self.note("error " + type(sys.exc_info()[1]).__name__)
+        super().handle_error(request, client_address)
+
+    def shutdown_request(self, request):
+        super().shutdown_request(request)
+        self.note("done")
+
+    def read_notes(self):
+        try:
+            with open(self.notes) as notes:
+                return notes.read().split("\n")[:-1]
+        except FileNotFoundError:
+            return []
+
+    def wait_until_serving(self):
+        """Until a prefork server's worker runs (nothing else to wait for)."""
+        if isinstance(self, csockserver.PreforkMixIn):
+            assert wait_for(lambda: len(self.worker_pids) == self.processes)
+
+    def wait_for_done(self, count):
+        assert wait_for(lambda: self.read_notes().count("done") >= count), \
+            self.read_notes()
+        return [note for note in self.read_notes() if note != "done"]
+
+
+def dispatches():
+    found = {"in-place": (csockserver.TCPServer,),
+             "thread": (csockserver.ThreadingTCPServer,),
+             "thread-own-verify": (Verifying, csockserver.ThreadingTCPServer)}
+    if HAVE_FORK:
+        found["fork"] = (csockserver.ForkingTCPServer,)
+        found["fork-own-verify"] = (Verifying, csockserver.ForkingTCPServer)
+        found["prefork"] = (type("Prefork", (csockserver.PreforkTCPServer,),
+                                 {"processes": 1}),)
+    return found
+
+
+DISPATCHES = dispatches()
+
+
+def noting_server(tmp_path, dispatch, handler, **attrs):
+    attrs = dict({"proxy_protocol": "v2", "proxy_protocol_timeout": 1.0,
+                  "notes": str(tmp_path / "notes")}, **attrs)
+    cls = type("Server", (Noting,) + DISPATCHES[dispatch], attrs)
+    server = cls(("127.0.0.1", 0), handler)
+    server.verified, server.shut_down = [], []
+    return server
+
+
+# hang_up()'s client.  It runs in a process of its own: a child that a
+# forking server forked meanwhile would hold a copy of a client socket of
+# this process, and its close would then send nothing.  (Start it only
+# while the server forks nothing: a child forked meanwhile would hold
+# subprocess's pipe open, and subprocess.run() would wait on it.)
+HANG_UP = """
+import socket, struct, sys
+host, port, data, reset = sys.argv[1:]
+with socket.create_connection((host, int(port)), 5.0) as client:
+    client.sendall(bytes.fromhex(data))
+    if reset == "reset":
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                          struct.pack("ii", 1, 0))
+"""
+
+
+def hang_up(server, data, reset):
+    """Connect, send *data*, and close: with a reset (SO_LINGER 0), as
+    HAProxy ends its checks, or with a FIN."""
+    host, port = server.server_address[:2]
+    subprocess.run([sys.executable, "-I", "-S", "-c", HANG_UP, host,
+                    str(port), data.hex(), "reset" if reset else "close"],
+                   check=True, timeout=JOIN_TIMEOUT)
+
+
+@pytest.mark.parametrize("dispatch", sorted(DISPATCHES))
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
+def test_a_dropped_local_check_ends_quietly(tmp_path, capfd, dispatch,
+                                            handler):
+    handler = HANDLERS[handler]
+    with noting_server(tmp_path, dispatch, handler) as server, \
+            serving(server):
+        server.wait_until_serving()
+        for done, reset in enumerate((True, False, True, False), 1):
+            hang_up(server, LOCAL, reset)
+            server.wait_for_done(done)
+        request, reply = REQUESTS[handler]
+        assert exchange(server, LOCAL + request).startswith(reply)
+        errors = server.wait_for_done(5)
+    assert errors == []
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_dropped_local_check_is_a_debug_record(tmp_path, caplog):
+    caplog.set_level(logging.DEBUG, logger="csockserver")
+    with noting_server(tmp_path, "thread", LineHandler) as server, \
+            serving(server):
+        hang_up(server, LOCAL, reset=True)
+        assert server.wait_for_done(1) == []
+    [record] = [r for r in caplog.records if r.name == "csockserver"]
+    assert record.levelno == logging.DEBUG
+    assert "PROXY LOCAL" in record.getMessage()
+
+
+@pytest.mark.parametrize("dispatch", sorted(DISPATCHES))
+@pytest.mark.parametrize("handler, reported", [
+    ("stream", True), ("http.server", True),
+    # csockserver.http's own rule: nothing of a request had come.
+    ("csockserver.http", False)])
+def test_a_reset_of_a_proxied_client_is_reported_as_by_socketserver(
+        tmp_path, dispatch, handler, reported):
+    with noting_server(tmp_path, dispatch, HANDLERS[handler]) as server, \
+            serving(server):
+        server.wait_until_serving()
+        hang_up(server, PROXIED, reset=True)
+        errors = server.wait_for_done(1)
+    assert errors == (["error ConnectionResetError"] if reported else [])
+
+
+@pytest.mark.parametrize("dispatch", ["in-place", "thread"])
+def test_a_reset_without_the_proxy_protocol_is_reported(tmp_path, dispatch):
+    with noting_server(tmp_path, dispatch, LineHandler,
+                       proxy_protocol=None) as server, serving(server):
+        hang_up(server, b"", reset=True)
+        assert server.wait_for_done(1) == ["error ConnectionResetError"]
+
+
+class Failing(csockserver.StreamRequestHandler):
+    """Fails on a connection whose peer is still there."""
+
+    def handle(self):
+        if self.rfile.readline() == b"reset\n":
+            raise ConnectionResetError("another socket's")
+        raise ValueError("a bug")
+
+
+@pytest.mark.parametrize("line, error", [
+    (b"bug\n", "ValueError"), (b"reset\n", "ConnectionResetError")])
+def test_errors_of_a_live_local_connection_are_reported(tmp_path, line,
+                                                        error):
+    with noting_server(tmp_path, "thread", Failing) as server, \
+            serving(server):
+        assert exchange(server, LOCAL + line) == b""
+        assert server.wait_for_done(1) == ["error " + error]
 
 
 # -- what is refused, and how -------------------------------------------------

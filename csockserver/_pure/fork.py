@@ -99,8 +99,8 @@ def fork_request(server, plan, request, client_address):
         if client_address is not None:
             requests.finish(server, plan, request, client_address)
         status = 0
-    except Exception:
-        server.handle_error(request, client_address)
+    except Exception as exc:
+        proxy.report_error(server, plan, request, client_address, exc)
     finally:
         try:
             requests.shut_down(server, plan, request)

@@ -228,8 +228,8 @@ def handle_one(server, plan, request, client_address):
                 fork.fork_request(server, plan, request, client_address)
             else:
                 server.process_request(request, client_address)
-        except Exception:
-            server.handle_error(request, client_address)
+        except Exception as exc:
+            proxy.report_error(server, plan, request, client_address, exc)
             requests.shut_down(server, plan, request)
         except BaseException:
             requests.shut_down(server, plan, request)

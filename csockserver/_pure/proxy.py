@@ -1,6 +1,8 @@
 """The PROXY protocol header of a new connection, read before anything
-else sees it: the twin of ``src_c/proxy.pxi``.  The allow-list and the
-parsing are ``csockserver._proxy``'s, shared by both engines."""
+else sees it, and the report of an error that escaped a request, which a
+check the proxy dropped does not get: the twin of ``src_c/proxy.pxi``.
+The allow-list, the parsing and what counts as a dropped check are
+``csockserver._proxy``'s, shared by both engines."""
 
 import select
 import socket
@@ -68,3 +70,11 @@ def client_address(server, plan, request, peer):
         return _proxy.apply(header, peer)
     except (OSError, _proxy.ProxyHeaderError):
         return None
+
+
+def report_error(server, plan, request, client_address, exc):
+    """handle_error for *exc*, which escaped a request, unless it is the
+    proxy dropping a check connection of its own (_proxy.dropped_check)."""
+    if not (plan.proxy_protocol
+            and _proxy.dropped_check(request, client_address, exc)):
+        server.handle_error(request, client_address)

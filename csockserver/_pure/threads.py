@@ -343,8 +343,8 @@ def _process_request_thread(server, plan, request, client_address):
         return
     try:
         requests.finish(server, plan, request, client_address)
-    except Exception:
-        server.handle_error(request, client_address)
+    except Exception as exc:
+        proxy.report_error(server, plan, request, client_address, exc)
     finally:
         requests.shut_down(server, plan, request)
 
