@@ -13,7 +13,9 @@ CI does), when the first test installs Debian's package with
 ``apt-get install -y haproxy`` (as root only; else they skip too).
 """
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -65,17 +67,31 @@ def haproxy():
     return found
 
 
-# A backend: csockserver.http with the PROXY protocol, answering each GET
-# with its name and the client address it saw; it prints its port once
-# serving.
+# A backend: an HTTP server on csockserver with the PROXY protocol,
+# answering each GET with its name and the client address it saw; it
+# prints its port once serving.  Its arguments: name, host, the handler's
+# base ("csockserver": csockserver.http's; "stdlib": http.server's own),
+# the number of prefork workers (0: not prefork), and "log" to log as
+# http.server does (a line per request on stderr) and each health check
+# ("check <name>" on stderr), or "quiet".
 BACKEND = textwrap.dedent("""
-    import os, sys
-    from csockserver import http
+    import http.server, os, sys
+    import csockserver
+    import csockserver.http
 
-    name, host = sys.argv[1], sys.argv[2]
+    name, host, handler, processes, log = sys.argv[1:]
+    processes = int(processes)
 
-    class Handler(http.BaseHTTPRequestHandler):
+    class Handler(csockserver.http.BaseHTTPRequestHandler
+                  if handler == "csockserver"
+                  else http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self):
+            info = csockserver.proxy_info(self.client_address)
+            if log == "log" and info is not None and info.command == "LOCAL":
+                sys.stderr.write("check {}\\n".format(name))
+            super().setup()
 
         def do_GET(self):
             body = "{} {}:{} {}".format(name, *self.client_address[:2],
@@ -85,15 +101,15 @@ BACKEND = textwrap.dedent("""
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args):
-            pass
+        if log != "log":
+            def log_message(self, *args):
+                pass
 
-    base = http.ThreadingHTTPServer
-    if len(sys.argv) > 3:       # a prefork backend with that many workers
-        import csockserver
-
+    base = csockserver.http.ThreadingHTTPServer
+    if processes:
         class base(csockserver.PreforkMixIn, base):
-            processes = int(sys.argv[3])
+            pass
+        base.processes = processes
 
     class Server(base):
         proxy_protocol = "v2"
@@ -106,14 +122,17 @@ BACKEND = textwrap.dedent("""
 
 
 class Backend:
-    def __init__(self, name, host, processes=None):
+    def __init__(self, name, host, processes=None, handler="csockserver",
+                 log=None):
+        """A backend process; with *log* (a file), it logs there."""
         self.name = name
         self.host = host
-        extra = [] if processes is None else [str(processes)]
+        args = [name, host, handler, str(processes or 0),
+                "quiet" if log is None else "log"]
         # A session of its own: stop() kills a prefork backend's workers too.
         self.process = subprocess.Popen(
-            [sys.executable, "-c", BACKEND, name, host] + extra,
-            stdout=subprocess.PIPE, env=child_env(), text=True,
+            [sys.executable, "-c", BACKEND] + args,
+            stdout=subprocess.PIPE, stderr=log, env=child_env(), text=True,
             start_new_session=True)
         line = _read_line(self.process.stdout, START_TIMEOUT)
         assert line, "backend {} did not start".format(name)
@@ -138,10 +157,10 @@ def _read_line(stream, timeout):
     return got[0].strip() if got else ""
 
 
-def haproxy_config(frontend_fd, backends):
+def haproxy_config(frontend_fd, backends, inter=200):
     servers = "\n".join(
         "    server {0} {1}:{2} send-proxy-v2 check check-send-proxy "
-        "inter 200 fall 1 rise 1".format(b.name, b.host, b.port)
+        "inter {3} fall 1 rise 1".format(b.name, b.host, b.port, inter)
         for b in backends)
     return textwrap.dedent("""\
         global
@@ -161,13 +180,12 @@ def haproxy_config(frontend_fd, backends):
         """).format(fd=frontend_fd) + servers + "\n"
 
 
-@pytest.fixture
-def cluster(request, tmp_path, haproxy):
-    """HAProxy on a kernel-chosen port of 127.0.0.1, and three backends
-    (prefork ones with that many workers where the test is marked
-    ``prefork(n)``)."""
-    marker = request.node.get_closest_marker("prefork")
-    processes = marker.args[0] if marker else None
+@contextlib.contextmanager
+def running_cluster(haproxy, config_dir, kinds, log=None, inter=200):
+    """HAProxy on a kernel-chosen port of 127.0.0.1, and a backend on each
+    of BACKEND_HOSTS, of the kind kinds[i] says: (its handler's base,
+    its number of prefork workers or None); with *log* (a file), the
+    backends log there."""
     for host in BACKEND_HOSTS:
         try:
             probe = socket.create_server((host, 0))
@@ -178,10 +196,12 @@ def cluster(request, tmp_path, haproxy):
     front = socket.create_server(("127.0.0.1", 0), backlog=128)
     proxy = None
     try:
-        for index, host in enumerate(BACKEND_HOSTS):
-            backends.append(Backend("app%d" % (index + 1), host, processes))
-        config = tmp_path / "haproxy.cfg"
-        config.write_text(haproxy_config(front.fileno(), backends))
+        for index, (host, (handler, processes)) in enumerate(
+                zip(BACKEND_HOSTS, kinds)):
+            backends.append(Backend("app%d" % (index + 1), host, processes,
+                                    handler, log))
+        config = config_dir / "haproxy.cfg"
+        config.write_text(haproxy_config(front.fileno(), backends, inter))
         proxy = subprocess.Popen([haproxy, "-db", "-f", str(config)],
                                  pass_fds=[front.fileno()],
                                  stdout=subprocess.DEVNULL,
@@ -205,16 +225,30 @@ def cluster(request, tmp_path, haproxy):
             backend.stop()
 
 
+@pytest.fixture
+def cluster(request, tmp_path, haproxy):
+    """Three backends behind HAProxy (prefork ones with that many workers
+    where the test is marked ``prefork(n)``)."""
+    marker = request.node.get_closest_marker("prefork")
+    processes = marker.args[0] if marker else None
+    kinds = [("csockserver", processes)] * len(BACKEND_HOSTS)
+    with running_cluster(haproxy, tmp_path, kinds) as cluster:
+        yield cluster
+
+
 class Cluster:
     def __init__(self, address, backends, proxy):
         self.address = address
         self.backends = backends
         self.proxy = proxy
 
-    def get(self, timeout=5.0):
-        """One HTTP/1.0 GET through HAProxy: (backend name, the client
-        address it saw, our own address)."""
-        with socket.create_connection(self.address, timeout) as client:
+    def get(self, timeout=5.0, source=None):
+        """One HTTP/1.0 GET through HAProxy, from *source* (an address of
+        127.0.0.0/8) if given: (backend name, the client address it saw,
+        our own address, the pid that served it)."""
+        with socket.create_connection(
+                self.address, timeout,
+                None if source is None else (source, 0)) as client:
             client.sendall(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n")
             reply = b""
             while True:
@@ -368,3 +402,49 @@ def test_rolling_reload_of_every_backend_under_keep_alive_load(cluster):
     assert len(replies) > 100
     assert all(seen == mine for _, _, seen, mine in replies
                if mine is not None)
+
+
+# The README's configuration, with checks more often: how long they are
+# watched, and the time between two checks of one backend (ms).
+CHECKS_FOR = 10.0
+CHECK_INTER = 100
+# A client address of our own, told apart from HAProxy's (127.0.0.1).
+CLIENT_HOST = "127.0.0.9"
+# http.server's line for a request (from whichever host).
+REQUEST_LOGGED = r'{} - - \[[^]]+\] "GET / HTTP/1\.0" 200 -'
+
+
+def test_health_checks_leave_nothing_on_stderr(tmp_path, haproxy):
+    """check-send-proxy: each check is a LOCAL header, then a reset.  For
+    csockserver.http's handler and for http.server's own (one backend
+    prefork), the backends' stderr has the check lines and the request
+    log, and not one traceback; requests are logged with the client's
+    address."""
+    path = tmp_path / "backends.log"
+    kinds = [("csockserver", None), ("stdlib", None), ("stdlib", 2)]
+    with open(path, "a") as log, running_cluster(
+            haproxy, tmp_path, kinds, log, CHECK_INTER) as cluster:
+        time.sleep(CHECKS_FOR)
+        served = set()
+        deadline = time.monotonic() + START_TIMEOUT
+        while served != {b.name for b in cluster.backends}:
+            assert time.monotonic() < deadline, served
+            name, seen, mine, _ = cluster.get(source=CLIENT_HOST)
+            assert seen == mine
+            served.add(name)
+        ours = re.compile(REQUEST_LOGGED.format(re.escape(CLIENT_HOST)))
+        assert wait_for(lambda: len(ours.findall(path.read_text()))
+                        >= len(served), timeout=START_TIMEOUT)
+    lines = path.read_text().splitlines()
+    tracebacks = sum(line.startswith("Traceback") for line in lines)
+    assert tracebacks == 0, "{} tracebacks, the first:\n{}".format(
+        tracebacks, "\n".join(lines[:40]))
+    checks = {b.name: lines.count("check " + b.name)
+              for b in cluster.backends}
+    least = CHECKS_FOR * 1000 / CHECK_INTER / 4
+    assert min(checks.values()) > least, checks
+    any_host = re.compile(REQUEST_LOGGED.format(r"127\.[0-9.]+"))
+    others = [line for line in lines
+              if not line.startswith("check ")
+              and not any_host.fullmatch(line)]
+    assert others == []
