@@ -58,7 +58,22 @@ class ProxyHeaderError(ValueError):
 
 
 class ProxyInfo(NamedTuple):
-    """One connection's PROXY header, as the server received it."""
+    """One connection's PROXY protocol header, as the server received it.
+
+    Beyond socketserver: csockserver.proxy_info(client_address) returns it
+    for a request on a server with ``proxy_protocol`` set.
+
+    ``version``        1 or 2.
+    ``command``        "PROXY", or "LOCAL" for a connection the proxy makes
+                       for itself (a health check).
+    ``source``         the client as the proxy saw it, in getpeername()'s
+                       form; None when the header names none (LOCAL, v1
+                       UNKNOWN, v2 UNSPEC).
+    ``destination``    the address the client connected to, or None.
+    ``proxy_address``  the connection's real peer: the proxy.
+    ``tlvs``           v2's type-length-values, {type: bytes} (the last of
+                       a repeated type); {} for v1.
+    """
 
     version: int            # 1 or 2
     command: str            # "PROXY", or "LOCAL" (the proxy's own check)

@@ -63,10 +63,17 @@ __all__ = ["HTTPServer", "ThreadingHTTPServer", "BaseHTTPRequestHandler",
 
 
 class HTTPServer(_socketserver.TCPServer):
-    """http.server.HTTPServer on csockserver's TCPServer."""
+    """http.server.HTTPServer on csockserver's TCPServer.
 
-    # The running http.server's values (1, or True and allow_reuse_port
-    # from Python 3.14).
+    Beyond http.server:
+
+    ``disable_nagle_algorithm = True``
+        TCP_NODELAY on the listening socket, so on every connection it
+        accepts; False keeps the kernel's default.
+    """
+
+    # The running http.server's values, whatever they are on this Python
+    # (allow_reuse_port exists from 3.14).
     allow_reuse_address = _stdlib_http.HTTPServer.allow_reuse_address
     if "allow_reuse_port" in vars(_stdlib_http.HTTPServer):
         allow_reuse_port = _stdlib_http.HTTPServer.allow_reuse_port
@@ -293,20 +300,42 @@ class _CsockserverFiles:
         self.close_connection = True
 
 
+_HANDLER_ADDITIONS = """
+
+csockserver.http adds these class attributes, off by default:
+
+``request_timeout = None``
+    Seconds a request's line and headers may take: past it, 408 Request
+    Timeout, or a silent close when no byte of the request came.
+``keepalive_timeout = None``
+    Seconds a keep-alive connection may stay idle between requests.
+``read_deadline = None``
+    Seconds for all of a connection's reading (StreamRequestHandler's).
+"""
+
+
+def _with_additions(stdlib_class):
+    """*stdlib_class*'s docstring, then what csockserver.http adds (under
+    -OO there are no docstrings, and none is made up)."""
+    if stdlib_class.__doc__ is None:
+        return None
+    return stdlib_class.__doc__.rstrip() + _HANDLER_ADDITIONS
+
+
 class BaseHTTPRequestHandler(_CsockserverFiles,
                              _stdlib_http.BaseHTTPRequestHandler):
-    __doc__ = _stdlib_http.BaseHTTPRequestHandler.__doc__
+    __doc__ = _with_additions(_stdlib_http.BaseHTTPRequestHandler)
 
 
 class SimpleHTTPRequestHandler(_CsockserverFiles,
                                _stdlib_http.SimpleHTTPRequestHandler):
-    __doc__ = _stdlib_http.SimpleHTTPRequestHandler.__doc__
+    __doc__ = _with_additions(_stdlib_http.SimpleHTTPRequestHandler)
 
 
 if hasattr(_stdlib_http, "CGIHTTPRequestHandler"):
     class CGIHTTPRequestHandler(_CsockserverFiles,
                                 _stdlib_http.CGIHTTPRequestHandler):
-        __doc__ = _stdlib_http.CGIHTTPRequestHandler.__doc__
+        __doc__ = _with_additions(_stdlib_http.CGIHTTPRequestHandler)
 
     __all__.append("CGIHTTPRequestHandler")
 
