@@ -28,7 +28,7 @@ test-py:
 pythons:          ## CPython 3.14, 3.15 and a free-threaded 3.13 from Debian (~3 min the first time, then seconds)
 	$(PYTHON) tools/pythons.py ensure 3.14 3.15 3.13t
 
-conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgiref tests, on each engine (~3 min)
+conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgiref tests, on each engine (~1 min)
 	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
 

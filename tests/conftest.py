@@ -123,6 +123,38 @@ def wait_for(predicate, timeout=JOIN_TIMEOUT, interval=0.005):
         time.sleep(interval)
 
 
+def have_ipv6_loopback():
+    """Whether this machine can bind ::1."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+def free_port():
+    """A TCP port of 127.0.0.1 the kernel just handed out and took back,
+    for a tool that binds it itself (systemd-socket-activate)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def connect_when_listening(port, timeout=JOIN_TIMEOUT):
+    """A client of 127.0.0.1:*port* once something listens there, or None
+    if nothing does within *timeout*."""
+    def connect():
+        try:
+            return socket.create_connection(("127.0.0.1", port),
+                                            timeout=CLIENT_TIMEOUT)
+        except ConnectionRefusedError:
+            return None
+    return wait_for(connect, timeout=timeout)
+
+
 class ServerThread:
     """serve_forever() in a thread, stopped the way users stop it.
 

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from conftest import CLIENT_TIMEOUT, PYTHON, child_env, needs_fork
+from conftest import (CLIENT_TIMEOUT, PYTHON, child_env, have_ipv6_loopback,
+                      needs_fork)
 
 # From SIGINT to the demo's exit; it takes milliseconds.
 EXIT_BOUND = 5.0
@@ -91,18 +92,7 @@ def test_first_ctrl_c_stops_it_with_a_client_connected(mode):
         assert client.recv(1024) == b""
 
 
-def _can_bind_ipv6_loopback():
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.skipif(not _can_bind_ipv6_loopback(), reason="no ::1 here")
+@pytest.mark.skipif(not have_ipv6_loopback(), reason="no ::1 here")
 def test_ipv6_host():
     demo = Demo("--threading", "--host", "::1")
     assert demo.host == "::1"

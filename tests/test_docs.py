@@ -29,13 +29,12 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 
 import pytest
 
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
-                      recv_line, wait_for)
+from conftest import (JOIN_TIMEOUT, PYTHON, child_env,
+                      connect_when_listening, free_port, recv_line)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = [os.path.join(ROOT, "README.md")] + sorted(
@@ -158,9 +157,7 @@ def run_under_systemd(block, tmp_path):
         pytest.skip("systemd-socket-activate is not installed")
     program = tmp_path / "service.py"
     program.write_text(block.code, encoding="utf-8")
-    with socket.socket() as probe:   # a free port, for the tool to bind
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = child_env()
     passed = [name for name in ("PYTHONPATH", "CSOCKSERVER_NO_EXTENSIONS",
                                 "CSOCKSERVER_REQUIRE_EXTENSIONS")
@@ -172,13 +169,7 @@ def run_under_systemd(block, tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True)
     try:
-        def connect():
-            try:
-                return socket.create_connection(("127.0.0.1", port),
-                                                timeout=CLIENT_TIMEOUT)
-            except ConnectionRefusedError:
-                return None
-        client = wait_for(connect)
+        client = connect_when_listening(port)
         assert client is not None, "systemd-socket-activate never listened"
         with client:
             client.sendall(b"a line for systemd\n")

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import (CLIENT_TIMEOUT, ServerThread, handle_request, needs_unix,
+from conftest import (CLIENT_TIMEOUT, ServerThread, handle_request,
+                      have_ipv6_loopback, needs_unix,
                       recv_line, recv_until_eof, stream_client)
 
 
@@ -293,17 +294,6 @@ def test_accepted_socket_timeout_literal_cases(impl, restore_default_timeout):
 
 # -- client_address forms --------------------------------------------------
 
-def have_ipv6():
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 def address_recording_handler(impl, seen):
     class Recording(impl.BaseRequestHandler):
         def handle(self):
@@ -334,7 +324,7 @@ def test_client_address_ipv4(impl):
     assert type(seen[0]) is tuple and len(seen[0]) == 2
 
 
-@pytest.mark.skipif(not have_ipv6(), reason="needs IPv6 on ::1")
+@pytest.mark.skipif(not have_ipv6_loopback(), reason="needs IPv6 on ::1")
 def test_client_address_ipv6(impl):
     class Server6(impl.TCPServer):
         address_family = socket.AF_INET6
@@ -345,7 +335,7 @@ def test_client_address_ipv6(impl):
     assert seen[0][0] == "::1"
 
 
-@pytest.mark.skipif(not have_ipv6(), reason="needs IPv6 on ::1")
+@pytest.mark.skipif(not have_ipv6_loopback(), reason="needs IPv6 on ::1")
 def test_client_address_ipv6_datagram(impl):
     class Server6(impl.UDPServer):
         address_family = socket.AF_INET6

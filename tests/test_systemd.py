@@ -29,7 +29,8 @@ import pytest
 import csockserver
 from csockserver import _systemd
 from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
-                      needs_fork, recv_line, serving, stream_client, wait_for)
+                      connect_when_listening, free_port, needs_fork,
+                      recv_line, serving, stream_client, wait_for)
 
 SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
                 "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
@@ -766,9 +767,7 @@ server.server_close()
 @pytest.mark.skipif(shutil.which("systemd-socket-activate") is None,
                     reason="systemd-socket-activate is not installed")
 def test_systemd_socket_activate():
-    with socket.socket() as probe:   # a free port, for the tool to bind
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     env = child_env()
     passed = [name for name in ("PYTHONPATH", "CSOCKSERVER_NO_EXTENSIONS")
               if name in env]
@@ -785,13 +784,7 @@ server.server_close()
         start_new_session=True)
     try:
         # The tool binds, then starts the service on the first connection.
-        def connect():
-            try:
-                return socket.create_connection(("127.0.0.1", port),
-                                                timeout=CLIENT_TIMEOUT)
-            except ConnectionRefusedError:
-                return None
-        client = wait_for(connect)
+        client = connect_when_listening(port)
         assert client is not None, "systemd-socket-activate never listened"
         with client:
             client.sendall(b"the real thing\n")
