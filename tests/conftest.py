@@ -19,6 +19,7 @@ import signal
 import socket
 import socketserver
 import struct
+import subprocess
 import sys
 import tempfile
 import threading
@@ -141,6 +142,23 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def socket_activated(port, command, options=(), **popen_args):
+    """systemd's own ``systemd-socket-activate``, listening on
+    127.0.0.1:*port*, which starts *command* (a Python child of this
+    csockserver: the engine's variables are passed on) at the first
+    connection.  Its own session, so that a killpg ends it all."""
+    env = child_env()
+    passed = [name for name in ("PYTHONPATH", "CSOCKSERVER_NO_EXTENSIONS",
+                                "CSOCKSERVER_REQUIRE_EXTENSIONS")
+              if name in env]
+    return subprocess.Popen(
+        ["systemd-socket-activate", "--listen=127.0.0.1:%d" % port]
+        + list(options) + ["--setenv=" + name for name in passed]
+        + list(command), env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        **popen_args)
 
 
 def connect_when_listening(port, timeout=JOIN_TIMEOUT):

@@ -34,7 +34,8 @@ import subprocess
 import pytest
 
 from conftest import (JOIN_TIMEOUT, PYTHON, child_env,
-                      connect_when_listening, free_port, recv_line)
+                      connect_when_listening, free_port, recv_line,
+                      socket_activated)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = [os.path.join(ROOT, "README.md")] + sorted(
@@ -158,16 +159,8 @@ def run_under_systemd(block, tmp_path):
     program = tmp_path / "service.py"
     program.write_text(block.code, encoding="utf-8")
     port = free_port()
-    env = child_env()
-    passed = [name for name in ("PYTHONPATH", "CSOCKSERVER_NO_EXTENSIONS",
-                                "CSOCKSERVER_REQUIRE_EXTENSIONS")
-              if name in env]
-    service = subprocess.Popen(
-        ["systemd-socket-activate", "--listen=127.0.0.1:%d" % port]
-        + ["--setenv=" + name for name in passed]
-        + [PYTHON, str(program)], env=env, cwd=str(tmp_path),
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+    service = socket_activated(port, [PYTHON, str(program)],
+                               cwd=str(tmp_path))
     try:
         client = connect_when_listening(port)
         assert client is not None, "systemd-socket-activate never listened"

@@ -30,7 +30,8 @@ import csockserver
 from csockserver import _systemd
 from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
                       connect_when_listening, free_port, needs_fork,
-                      recv_line, serving, stream_client, wait_for)
+                      recv_line, serving, socket_activated, stream_client,
+                      wait_for)
 
 SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
                 "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
@@ -768,20 +769,13 @@ server.server_close()
                     reason="systemd-socket-activate is not installed")
 def test_systemd_socket_activate():
     port = free_port()
-    env = child_env()
-    passed = [name for name in ("PYTHONPATH", "CSOCKSERVER_NO_EXTENSIONS")
-              if name in env]
-    proc = subprocess.Popen(
-        ["systemd-socket-activate", "--listen=127.0.0.1:%d" % port,
-         "--fdname=web"] + ["--setenv=" + name for name in passed]
-        + [PYTHON, "-c", PRELUDE + r"""
+    proc = socket_activated(port, [PYTHON, "-c", PRELUDE + r"""
 server = csockserver.TCPServer.from_systemd(Echo)
 report(engine=csockserver.IMPLEMENTATION, passed=_systemd.listen_fds(),
        children=children_see())
 server.handle_request()
 server.server_close()
-"""], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+"""], options=["--fdname=web"])
     try:
         # The tool binds, then starts the service on the first connection.
         client = connect_when_listening(port)
