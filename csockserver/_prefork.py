@@ -48,6 +48,12 @@ _RESTART_PAUSE_MAX = 5.0
 _NO_PIDFD_POLL = 0.1
 # Without a pidfd on the parent, how often a worker checks it is alive.
 _PARENT_POLL = 0.5
+# A worker retired before it said it serves has accepted nothing (its
+# SIGTERM handler is in place before it serves, so it never will): it is
+# killed if it has not exited after this many seconds, not graceful_timeout.
+# Such a worker can only be slow to start or stuck in it (a lock that
+# another thread of the supervisor held at fork()).
+_START_GRACE = 1.0
 # What the supervisor acts on when it runs in the main thread.
 _SUPERVISOR_SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN,
                        signal.SIGTTOU)
@@ -97,7 +103,8 @@ class PreforkMixIn:
         Seconds a retiring worker may take to finish the requests in hand
         (daemon handler threads included) before it is killed: whenever a
         worker retires (reload, recycling, SIGTTOU, shutdown) or its
-        supervisor dies.
+        supervisor dies.  A worker retired before it began serving has no
+        request in hand: it is killed after one second.
     ``max_requests = None``
         A worker retires after about this many requests (a connection, for
         a stream server) and a fresh one replaces it; None or 0: never.
@@ -186,7 +193,7 @@ class _Worker:
     """What the supervisor knows of one worker process."""
 
     __slots__ = ("pid", "generation", "shared", "started", "ready",
-                 "deadline")
+                 "retired", "deadline")
 
     def __init__(self, pid, generation, shared):
         self.pid = pid
@@ -194,6 +201,7 @@ class _Worker:
         self.shared = shared           # it accepts on the shared socket
         self.started = time.monotonic()
         self.ready = False             # it said it is serving
+        self.retired = None            # when it was told to stop
         self.deadline = None           # retiring: when to SIGKILL it
 
 
@@ -296,7 +304,7 @@ class _Supervisor:
         finally:
             self.systemd.stopping()
             try:
-                self._stop_workers(reaper)
+                self._stop_workers(reaper, link)
             finally:
                 if was_blocking:
                     os.set_blocking(fd, True)
@@ -430,7 +438,11 @@ class _Supervisor:
         """Ask a worker to stop accepting, finish its requests and exit."""
         if worker.deadline is not None:
             return
-        worker.deadline = time.monotonic() + self.server.graceful_timeout
+        worker.retired = time.monotonic()
+        grace = self.server.graceful_timeout
+        if not worker.ready:
+            grace = min(grace, _START_GRACE)
+        worker.deadline = worker.retired + grace
         try:
             os.kill(worker.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -443,9 +455,15 @@ class _Supervisor:
                 continue               # already reaped
             if message == _Link.READY:
                 worker.ready = True
+                if worker.deadline not in (None, math.inf):
+                    # Said it serves before its SIGTERM: it may hold
+                    # requests, which get the whole graceful_timeout.
+                    worker.deadline = (worker.retired
+                                       + self.server.graceful_timeout)
             elif message == _Link.RETIRING and worker.deadline is None:
                 # It stops by itself: a replacement starts now.
-                worker.deadline = (time.monotonic()
+                worker.retired = time.monotonic()
+                worker.deadline = (worker.retired
                                    + self.server.graceful_timeout)
 
     def _reap(self, reaper, flags=os.WNOHANG):
@@ -492,13 +510,16 @@ class _Supervisor:
         except ProcessLookupError:
             pass
 
-    def _stop_workers(self, reaper):
+    def _stop_workers(self, reaper, link):
         """Ask every worker to stop, then wait for all of them, killing
-        those that outlast graceful_timeout."""
+        those that outlast graceful_timeout (those that never said they
+        serve, _START_GRACE)."""
+        self._read(link)
         for worker in list(self.workers.values()):
             self._retire(worker)
         while self.workers:
             try:
+                self._read(link)   # a late "serving" extends the deadline
                 self._kill_overdue()
                 self._wait_for_exits(reaper)
                 self._reap(reaper)

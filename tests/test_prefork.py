@@ -83,6 +83,37 @@ def test_shutdown_right_after_start_ends_every_worker():
             runner.stop()
 
 
+def test_shutdown_kills_a_worker_stuck_before_it_serves():
+    """A worker that never got as far as serving (slow to start, or stuck
+    on a lock another thread held at fork()) has no request to finish:
+    shutdown() ends it without waiting for graceful_timeout."""
+    supervisor = os.getpid()
+
+    class StuckAtStart(csockserver.PreforkTCPServer):
+        processes = 2
+        graceful_timeout = 60.0
+        max_requests = 10
+
+        @property
+        def max_requests_jitter(self):
+            # Read by each worker before it serves.
+            if os.getpid() != supervisor:
+                time.sleep(120)
+            return 0
+
+    server = StuckAtStart(("127.0.0.1", 0), PidHandler)
+    runner = serving(server).start()
+    try:
+        assert wait_for(lambda: len(server.worker_pids) == 2)
+        workers = set(server.worker_pids)
+        started = time.monotonic()
+        runner.shutdown()
+        assert time.monotonic() - started < 5.0
+        assert not any(is_alive(pid) for pid in workers)
+    finally:
+        runner.stop()
+
+
 def test_a_killed_worker_is_replaced():
     """kill -9 of a worker: a new one takes its place and serves."""
     server = prefork_server(processes=2)
