@@ -1,17 +1,18 @@
 """Build of csockserver's one extension module, the compiled engine.
 
 The engine is optional: the package carries a pure-Python twin of it, which
-``csockserver._engine`` picks when the extension does not load.  So when
-the extension cannot be built, because Cython is missing or older than 3.1
-or because there is no working C compiler, the build goes on without it and
-says so in one line on stderr, "csockserver: building without the compiled
-engine (<why>); the pure-Python engine will be used".  pip shows a build's
-output only with -v, and it keeps the wheel it built in its cache: after
-installing a compiler, reinstall with --no-cache-dir.  Cython stays in
-pyproject.toml's build requirements, so pip's isolated build always has
-it; a build without Cython happens only with --no-build-isolation (or
-``setup.py`` run by hand) where Cython is not installed.  An error in the
-Cython sources themselves is not a reason to go on: it stops the build.
+``csockserver._engine.selection`` picks when the extension does not load.
+So when the extension cannot be built, because Cython is missing or older
+than 3.1 or because there is no working C compiler, the build goes on
+without it and says so in one line on stderr, "csockserver: building
+without the compiled engine (<why>); the pure-Python engine will be used".
+pip shows a build's output only with -v, and it keeps the wheel it built
+in its cache: after installing a compiler, reinstall with --no-cache-dir.
+Cython stays in pyproject.toml's build requirements, so pip's isolated
+build always has it; a build without Cython happens only with
+--no-build-isolation (or ``setup.py`` run by hand) where Cython is not
+installed.  An error in the Cython sources themselves is not a reason to
+go on: it stops the build.
 
 These variables, read at build time, steer it:
 
@@ -46,7 +47,7 @@ from setuptools.errors import BaseError, CCompilerError, CompileError, \
 
 
 def flag(name):
-    """Whether *name* is set, as csockserver/_engine.py reads it."""
+    """Whether *name* is set, as csockserver/_engine/selection.py reads it."""
     return os.environ.get(name, "") not in ("", "0")
 
 

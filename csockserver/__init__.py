@@ -60,7 +60,7 @@ and docs/reference.md (every addition, its default and the Python versions
 it applies to).  ``python -m csockserver`` runs a small demo server.
 """
 
-from ._engine import IMPLEMENTATION  # noqa: F401  (public)
+from ._engine.selection import IMPLEMENTATION  # noqa: F401  (public)
 from ._socketserver import *  # noqa: F401,F403  (the public API)
 from ._socketserver import __all__, _SocketWriter, _Threads, _NoThreads  # noqa: F401
 from ._standin import install, uninstall  # noqa: F401

@@ -33,10 +33,10 @@ import time
 import traceback
 
 from . import _systemd
-from ._common import (SIGNAL_CHECK_INTERVAL, close_threads,
-                      run_signal_handlers, workers_of)
-from ._contract import ENGINE_STATE, WAKER
-from ._engine import engine as _engine
+from ._engine.timing import SIGNAL_CHECK_INTERVAL, run_signal_handlers
+from ._engine.workers import close_threads, workers_of
+from ._engine.contract import ENGINE_STATE, WAKER
+from ._engine import selection as _selection
 from ._socketserver import TCPServer, ThreadingMixIn, UDPServer
 
 # A worker that dies sooner than this after its start is restarted only
@@ -286,8 +286,8 @@ class _Supervisor:
 
     def run(self):
         server = self.server
-        waker = _engine.Waker()
-        reaper = _engine.Reaper()
+        waker = _selection.engine.Waker()
+        reaper = _selection.engine.Reaper()
         link = _Link()
         server._csock_waker = waker
         server._csock_prefork_parent = os.getpid()
@@ -549,9 +549,9 @@ def _fork_with_signals_held():
     of its state; held, it waits for the worker's handlers.
     """
     if not hasattr(signal, "pthread_sigmask"):
-        return _engine.fork_process(), None
+        return _selection.engine.fork_process(), None
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, _SUPERVISOR_SIGNALS)
-    pid = _engine.fork_process()
+    pid = _selection.engine.fork_process()
     if pid:
         signal.pthread_sigmask(signal.SIG_SETMASK, mask)
     return pid, mask

@@ -16,7 +16,7 @@ Class tree (the same as the standard library's)::
 Every hook below is a plain method with a plain Python body, so subclasses
 override and call ``super()`` exactly as with the standard library.  The
 waiting and the per-request bookkeeping are done by the engine (compiled, or
-its pure-Python twin, both behind the interface in ``_contract``);
+its pure-Python twin, both behind the interface in ``_engine.contract``);
 ``_plan.make_plan`` tells it which hooks are still the stock ones, and it
 calls Python for every hook that is not.
 """
@@ -28,10 +28,11 @@ import sys
 import threading
 import time
 
-from . import _common, _plan, _proxy, _streams, _systemd
-from ._streams import _SocketWriter  # noqa: F401  (socketserver's name)
-from ._threadlist import _NoThreads, _Threads
-from ._engine import engine as _engine
+from . import _proxy, _systemd
+from ._engine import plan as _plan, streams as _streams
+from ._engine import selection as _selection
+from ._engine.streams import _SocketWriter  # noqa: F401  (socketserver's)
+from ._engine.workers import _NoThreads, _Threads, close_threads
 
 __all__ = ["BaseServer", "TCPServer", "UDPServer",
            "ThreadingUDPServer", "ThreadingTCPServer",
@@ -115,11 +116,11 @@ def _fd_of(obj):
 
 def _serve(server, poll_interval):
     """serve_forever()'s loop: the engine's, with a waker for shutdown()."""
-    waker = _engine.Waker()
+    waker = _selection.engine.Waker()
     server._csock_waker = waker
     try:
-        _engine.serve_forever(server, _plan.make_plan(server), _fd_of(server),
-                              poll_interval, waker)
+        _selection.engine.serve_forever(server, _plan.make_plan(server),
+                                        _fd_of(server), poll_interval, waker)
     finally:
         server._csock_waker = None
         waker.close()
@@ -189,7 +190,7 @@ class BaseServer:
 
     # Private state of ours lives under a ``_csock_`` prefix so that it does
     # not collide with attributes of users' subclasses (the engines' own is
-    # listed in _contract).
+    # listed in _engine.contract).
     _csock_stop = False
     _csock_waker = None
 
@@ -268,8 +269,8 @@ class BaseServer:
             timeout = self.timeout
         elif self.timeout is not None:
             timeout = min(timeout, self.timeout)
-        return _engine.handle_request(self, _plan.make_plan(self),
-                                      _fd_of(self), timeout)
+        return _selection.engine.handle_request(
+            self, _plan.make_plan(self), _fd_of(self), timeout)
 
     def _handle_request_noblock(self):
         """Take one ready request and run it through verify and process.
@@ -277,7 +278,8 @@ class BaseServer:
         Called by the serving loops once the socket is readable; it is a
         private name, but subclasses do override it.
         """
-        return _engine.handle_request_noblock(self, _plan.make_plan(self))
+        return _selection.engine.handle_request_noblock(
+            self, _plan.make_plan(self))
 
     def handle_timeout(self):
         """Called by handle_request() when its timeout expires."""
@@ -488,7 +490,7 @@ class TCPServer(BaseServer):
 
     def get_request(self):
         """Accept one connection: return ``(socket, client_address)``."""
-        return _engine.accept(self.socket)
+        return _selection.engine.accept(self.socket)
 
     def shutdown_request(self, request):
         """Half-close the connection for writing, then close it."""
@@ -517,8 +519,8 @@ class UDPServer(TCPServer):
 
     def get_request(self):
         """Receive one datagram (truncated to ``max_packet_size``)."""
-        data, client_addr = _engine.recvfrom(self.socket,
-                                             self.max_packet_size)
+        data, client_addr = _selection.engine.recvfrom(
+            self.socket, self.max_packet_size)
         return (data, self.socket), client_addr
 
     def server_activate(self):
@@ -554,7 +556,7 @@ if _HAVE_FORK:
             While ``max_children`` are alive, first waits for one of them to
             exit; with *blocking*, waits for all of them.
             """
-            _engine.collect_children(self, blocking)
+            _selection.engine.collect_children(self, blocking)
 
         def handle_timeout(self):
             """Reap children while idle in handle_request()."""
@@ -567,14 +569,14 @@ if _HAVE_FORK:
         def process_request(self, request, client_address):
             """Fork; the child handles the request and exits (status 0, or 1
             after handle_error), the parent closes its copy of the request."""
-            _engine.fork_request(self, _plan.make_plan(self), request,
-                                 client_address)
+            _selection.engine.fork_request(
+                self, _plan.make_plan(self), request, client_address)
 
         def server_close(self):
             """Close the server, then reap (or wait for) the children."""
             super().server_close()
             self.collect_children(blocking=self.block_on_close)
-            _engine.release_reaper(self)
+            _selection.engine.release_reaper(self)
 
 
 class ThreadingMixIn:
@@ -630,14 +632,14 @@ class ThreadingMixIn:
         """Hand the request to a worker thread: an idle one or a new one."""
         if self.block_on_close:
             vars(self).setdefault('_threads', _Threads())
-        _engine.start_thread_request(self, _plan.make_plan(self), request,
-                                     client_address)
+        _selection.engine.start_thread_request(
+            self, _plan.make_plan(self), request, client_address)
 
     def server_close(self):
         """Close the server, stop idle workers, and join the request threads
         that ``block_on_close`` says to wait for."""
         super().server_close()
-        _common.close_threads(self)
+        close_threads(self)
         self._threads.join()
 
 

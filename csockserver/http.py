@@ -56,7 +56,8 @@ import socket
 from http import HTTPStatus
 from time import monotonic
 
-from . import _socketserver, _streams
+from . import _socketserver
+from ._engine import streams as _streams
 
 __all__ = ["HTTPServer", "ThreadingHTTPServer", "BaseHTTPRequestHandler",
            "SimpleHTTPRequestHandler"]

@@ -1,6 +1,6 @@
 """csockserver's compiled engine.
 
-It implements ``csockserver._contract.Engine``, as ``csockserver._pure``
+It implements ``csockserver._engine.contract.Engine``, as ``csockserver._pure``
 does in plain Python (each .pxi here has its twin module there); this one
 waits with the GIL released, accepts and receives in C, and runs the stock
 hooks without entering Python.  Parts, by concern, each using only those
@@ -16,7 +16,7 @@ above it:
 - streams.pxi:   StreamRequestHandler's rfile and wfile.
 
 What runs once per thread, child or server_close is shared with the pure
-engine, in Python (``csockserver._common``); nothing here imports the pure
+engine, in Python (``csockserver._engine``); nothing here imports the pure
 engine.
 """
 
@@ -71,13 +71,16 @@ import threading as _threading
 from os import strerror as _os_strerror
 import _socket as _csocket
 
-from csockserver import _plan, _proxy
-from csockserver._common import (
-    BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
-    Children as _Children, forget_ended as _forget_ended,
-    retire_at_exit as _retire_at_exit, workers_of as _workers_of)
-from csockserver._contract import CREW as _CREW, POOL as _POOL, STOP as _STOP
-from csockserver._threadlist import _Threads
+from csockserver import _proxy
+from csockserver._engine import plan as _plan
+from csockserver._engine.children import Children as _Children
+from csockserver._engine.contract import (
+    CREW as _CREW, POOL as _POOL, STOP as _STOP)
+from csockserver._engine.exit import retire_at_exit as _retire_at_exit
+from csockserver._engine.timing import (
+    BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL)
+from csockserver._engine.workers import (
+    _Threads, forget_ended as _forget_ended, workers_of as _workers_of)
 
 # The stdlib names the engine uses on its hot paths, looked up once.
 cdef object SocketType = _socket.socket
@@ -93,7 +96,7 @@ cdef object _Condition = _threading.Condition
 cdef object _deque = _collections.deque
 cdef object _ProxyHeaderError = _proxy.ProxyHeaderError
 
-# The engine contract's names (csockserver._contract.ENGINE_NAMES); the
+# The engine contract's names (csockserver._engine.contract.ENGINE_NAMES); the
 # other module-level names are this module's own.
 __all__ = ["Reaper", "SocketReader", "Waker", "accept", "collect_children",
            "fork_process", "fork_request", "handle_request",

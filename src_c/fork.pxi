@@ -1,7 +1,7 @@
 # Fork dispatch: ForkingMixIn's requests in child processes, each child
 # watched through a pidfd so it is reaped as soon as it exits.  The reaping
 # itself runs once per child and is shared with the pure engine
-# (_common.Children, over this file's Reaper); here are the fork and the
+# (_engine.children.Children, over this file's Reaper); here are the fork and the
 # pidfd set.  csockserver/_pure/fork.py is the twin.
 
 cdef enum:

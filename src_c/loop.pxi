@@ -315,7 +315,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
             # In the main thread, the handlers of signals caught while
             # Python ran, before a wait they would not interrupt (they need
             # an explicit look where the interpreter fails to run them:
-            # see _common.run_signal_handlers).
+            # see _engine.timing.run_signal_handlers).
             PyErr_CheckSignals()
             if getattr(server, _STOP):
                 break

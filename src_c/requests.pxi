@@ -4,7 +4,7 @@
 # when the plan says the hook is stock and calls the Python method when it
 # is not.  csockserver/_pure/requests.py is the twin.
 
-# csockserver._plan.Kind, as C constants (checked against it below).
+# csockserver._engine.plan.Kind, as C constants (checked against it below).
 cpdef enum _Kind:
     PYTHON = 0
     ACCEPT = 1
@@ -25,7 +25,7 @@ cpdef enum _Kind:
     THREAD_BODY = 16
     REAP_OWN = 17
 
-# One field per entry of csockserver._plan.HOOKS, in its order, then the
+# One field per entry of csockserver._engine.plan.HOOKS, in its order, then the
 # plan's SETTINGS (checked below): a Plan's __dict__ converts to it field by
 # field.
 cdef struct HookPlan:
@@ -46,11 +46,11 @@ cdef struct HookPlan:
 cdef HookPlan _all_python     # zeroed: every hook PYTHON
 if tuple(<dict>_all_python) != _plan.FIELDS:
     raise ImportError("csockserver._cengine's HookPlan does not match "
-                      "csockserver._plan.HOOKS: rebuild the extension")
+                      "csockserver._engine.plan.HOOKS: rebuild the extension")
 if ({kind.name: kind.value for kind in _Kind}
         != {kind.name: kind.value for kind in _plan.Kind}):
     raise ImportError("csockserver._cengine's kinds do not match "
-                      "csockserver._plan.Kind: rebuild the extension")
+                      "csockserver._engine.plan.Kind: rebuild the extension")
 
 
 cdef inline HookPlan _read_plan(plan) except *:

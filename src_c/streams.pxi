@@ -680,7 +680,7 @@ cdef class SocketReader:
 def socket_writer_write(self, data):
     """_SocketWriter.write in C: send all of data; return its length.
 
-    Bound as the write() method of csockserver._streams' compiled writer, a
+    Bound as the write() method of csockserver._engine.streams' compiled writer, a
     subclass of _SocketWriter, which keeps everything else of it (closing,
     flush(), the io.BufferedIOBase behaviour) exactly as it is.
     """

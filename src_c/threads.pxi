@@ -6,7 +6,7 @@
 # guarded by the pool's own mutex (a PyMutex on 3.13+), not by the GIL: on
 # a free-threaded interpreter the workers run truly at once.  The mutex is
 # held only around C code, never around a Python call, a wait or a hook.
-# server_close()'s part is shared with the pure engine (_common).
+# server_close()'s part is shared with the pure engine (_engine.workers).
 
 
 cdef struct Worker:
@@ -47,7 +47,7 @@ cdef class WorkerPool:
     cdef object plan_socket
     cdef int take_kind              # ACCEPT or RECVFROM for a crew
     cdef int listener_fd
-    cdef dict workers               # _common.workers_of(server)
+    cdef dict workers               # _engine.workers.workers_of(server)
     cdef object queue
     cdef object room                # Condition, only with max_queued
     cdef Py_ssize_t max_threads, max_queued     # -1: no limit
@@ -64,7 +64,7 @@ cdef class WorkerPool:
     cdef bint stopping
     cdef int stop_fd, work_fd       # eventfds; stop is never drained
     cdef int epoll_fd               # shared by the workers, see _pure.threads
-    cdef object __weakref__         # for _common.retire_at_exit()
+    cdef object __weakref__         # for _engine.exit.retire_at_exit()
 
     def __cinit__(self):
         self.stop_fd = -1
@@ -263,7 +263,7 @@ cdef class WorkerPool:
                     break
         finally:
             free(w.buffer)
-            self.workers[me] = False    # retiring: see _common.workers_of()
+            self.workers[me] = False    # retiring: see _engine.workers.workers_of()
             self.retire_worker(fresh)
 
     cdef object next_request(self, Worker *w, bint *fresh):

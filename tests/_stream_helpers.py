@@ -24,7 +24,7 @@ import time
 import pytest
 
 import csockserver
-from csockserver import _streams
+from csockserver._engine import streams as _streams
 from conftest import (CLIENT_TIMEOUT, HAVE_UNIX, JOIN_TIMEOUT, LeakCheck,
                       reset_on_close)
 

@@ -16,7 +16,8 @@ import sys
 
 import pytest
 
-from csockserver._engine import _flag  # the engine's own reading of them
+# the engine's own reading of the variables
+from csockserver._engine.selection import _flag
 from run_cpython_suite import NO_TEST_PACKAGE, ROOT, SUITES
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)),

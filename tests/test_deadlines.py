@@ -23,7 +23,7 @@ import time
 import pytest
 
 import csockserver
-from csockserver import _common, _streams
+from csockserver._engine import streams as _streams, workers as _workers
 from conftest import (CLIENT_TIMEOUT, recv_line, serving, stream_client,
                       wait_for)
 from _stream_helpers import SocketReader, needs_compiled
@@ -269,7 +269,7 @@ def test_300_slow_clients_do_not_stop_a_normal_one(fds_for_connections):
         assert not left, "%d slow clients still connected" % len(left)
         assert cut_by >= deadline - 0.05
         assert wait_for(lambda: seen.running == 0), seen.running
-        workers = _common.workers_of(server)
+        workers = _workers.workers_of(server)
         assert wait_for(lambda: not any(workers.values()))
     assert len(seen.errors) == SLOW_CLIENTS
     assert all(timeout_seen(exc) for exc in seen.errors)

@@ -1,4 +1,4 @@
-"""Both engines implement csockserver._contract.Engine, name for name.
+"""Both engines implement csockserver._engine.contract.Engine, name for name.
 
 The compiled engine is checked whenever it can be imported (it is built
 for both passes of CI), whichever engine the package itself picked; the
@@ -12,8 +12,8 @@ import socket
 import pytest
 
 import csockserver
-from csockserver import _contract, _plan
-from csockserver._engine import _flag
+from csockserver._engine import contract as _contract, plan as _plan
+from csockserver._engine.selection import _flag
 
 from conftest import (CLIENT_TIMEOUT, ServerThread, recv_until_eof,
                       stream_client)
@@ -125,7 +125,7 @@ if hasattr(csockserver, "ForkingTCPServer"):
                          ids=lambda cls: cls.__name__)
 def test_engine_keeps_only_the_declared_state_on_the_server(server_class):
     """Whatever private state the running engine leaves on a server after
-    a few requests is listed in _contract.ENGINE_STATE."""
+    a few requests is listed in _engine.contract.ENGINE_STATE."""
     server = server_class(("127.0.0.1", 0), _Echo)
     before = set(vars(server))
     with ServerThread(server):

@@ -480,7 +480,7 @@ def test_rfile_and_wfile_shared_by_threads(impl):
 def test_socket_reader_closed_while_other_threads_read_and_set_deadlines():
     """close() from one thread while others read and move the deadline:
     each read gets data, EOF or the closed-file error, nothing else."""
-    from csockserver._engine import engine
+    from csockserver._engine.selection import engine
     left, right = socket.socketpair()
     with left, right:
         reader = engine.SocketReader(left)

@@ -17,7 +17,7 @@ import socketserver
 import pytest
 
 import csockserver
-from csockserver import _streams
+from csockserver._engine import streams as _streams
 from conftest import HAVE_UNIX, needs_unix, recv_line, serving, stream_client
 from _stream_helpers import (CHUNK, COMPILED, MiB, SHORT, Background,
                              CompiledSocketWriter, SocketReader,

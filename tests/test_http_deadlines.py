@@ -19,7 +19,7 @@ import time
 import pytest
 
 import csockserver.http as chttp
-from csockserver import _common
+from csockserver._engine import workers as _workers
 from conftest import CLIENT_TIMEOUT, serving, wait_for
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
@@ -292,7 +292,7 @@ def test_slowloris_clients_do_not_stop_a_normal_one(fds_for_connections):
             assert status == b"HTTP/1.1 408 Request Timeout"
             assert closed_silently(client, CLIENT_TIMEOUT)
         assert time.monotonic() - start < limit + 3 * MARGIN
-        workers = _common.workers_of(server)
+        workers = _workers.workers_of(server)
         assert wait_for(lambda: not any(workers.values()))
 
 

@@ -31,7 +31,7 @@ import json
 import socket
 import threading
 
-from csockserver import _plan
+from csockserver._engine import plan as _plan
 
 
 class Recorder(http.server.BaseHTTPRequestHandler):

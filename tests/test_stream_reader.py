@@ -39,7 +39,7 @@ import time
 
 import pytest
 
-from csockserver import _streams
+from csockserver._engine import streams as _streams
 from conftest import CLIENT_TIMEOUT, PYTHON, child_env, reset_on_close
 from _stream_helpers import (CHUNK, COMPILED, EDGES, KINDS, MiB, SHORT,
                              Background, Interrupted, SocketReader,

@@ -23,7 +23,7 @@ import time
 import pytest
 
 import csockserver
-from csockserver import _streams
+from csockserver._engine import streams as _streams
 from _stream_helpers import (COMPILED, KINDS, MiB, SHORT, WRITERS,
                              CompiledSocketWriter, Interrupted,
                              implementations, interrupt_main_thread,

@@ -1,7 +1,7 @@
 """The engine in plain Python: the executable spec of the compiled one.
 
-It implements the interface of ``csockserver._contract.Engine``, file for
-file the twin of ``src_c/``:
+It implements the interface of ``csockserver._engine.contract.Engine``,
+file for file the twin of ``src_c/``:
 
 - ``util``:      small helpers of the waits (``src_c/util.pxi``);
 - ``transport``: accept/recvfrom (``transport.pxi``);

@@ -7,7 +7,8 @@ its copy of the request.
 
 Each child also gets a pidfd, kept in one epoll set per server (``Reaper``).
 The serving loop waits on that set, so a child is reaped the moment it
-exits; the reaping itself (``_common.Children``) is shared by both engines.
+exits; the reaping itself (``_engine.children.Children``) is shared by
+both engines.
 Where pidfds are missing (Python 3.8 here, kernels before 5.3) the loop
 wakes every poll_interval and reaps each of its pids with WNOHANG, as
 socketserver does.
@@ -17,7 +18,7 @@ import errno
 import os
 import select
 
-from .._common import Children
+from .._engine.children import Children
 from . import proxy, requests
 
 

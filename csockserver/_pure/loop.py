@@ -13,10 +13,10 @@ import select
 import threading
 from time import monotonic
 
-from .._common import (BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX,
-                       SIGNAL_CHECK_INTERVAL, run_signal_handlers)
-from .._contract import STOP
-from .._plan import Kind
+from .._engine.contract import STOP
+from .._engine.plan import Kind
+from .._engine.timing import (BACKOFF_ERRNOS, BACKOFF_FIRST, BACKOFF_MAX,
+                              SIGNAL_CHECK_INTERVAL, run_signal_handlers)
 from . import fork, proxy, requests, threads, transport
 from .util import in_main_thread, millis
 

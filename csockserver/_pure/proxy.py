@@ -9,7 +9,7 @@ import socket
 from time import monotonic
 
 from .. import _proxy
-from .._plan import Kind
+from .._engine.plan import Kind
 from .util import millis
 
 

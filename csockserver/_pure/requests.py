@@ -5,7 +5,7 @@ close_request it calls, each through the plan.  The twin of
 
 import socket
 
-from .._plan import Kind
+from .._engine.plan import Kind
 
 
 def finish(server, plan, request, client_address):

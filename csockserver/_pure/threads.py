@@ -30,9 +30,9 @@ starting one if needed, so no request waits for another to finish.  With
 Either way the workers are real ``threading.Thread`` objects, named as
 socketserver names its request threads; each request runs in a fresh
 ``contextvars.Context`` as in a new thread; idle workers retire after
-``thread_idle_timeout`` seconds; server_close() (``_common.close_threads``,
-shared by both engines) stops the idle ones and joins the busy non-daemon
-ones when ``block_on_close``.
+``thread_idle_timeout`` seconds; server_close()
+(``_engine.workers.close_threads``, shared by both engines) stops the
+idle ones and joins the busy non-daemon ones when ``block_on_close``.
 """
 
 import collections
@@ -45,12 +45,12 @@ import sys
 import threading
 import time
 
-from .._common import (BACKOFF_ERRNOS, BACKOFF_MAX, SIGNAL_CHECK_INTERVAL,
-                       forget_ended, retire_at_exit, run_signal_handlers,
-                       workers_of)
-from .._contract import CREW, POOL, STOP
-from .._plan import Kind
-from .._threadlist import _Threads
+from .._engine.contract import CREW, POOL, STOP
+from .._engine.exit import retire_at_exit
+from .._engine.plan import Kind
+from .._engine.timing import (BACKOFF_ERRNOS, BACKOFF_MAX,
+                              SIGNAL_CHECK_INTERVAL, run_signal_handlers)
+from .._engine.workers import _Threads, forget_ended, workers_of
 from . import proxy, requests
 from .util import in_main_thread, millis
 

@@ -1,12 +1,12 @@
 """The engine contract: what both engines provide, and what they may keep.
 
 Two engines implement it: the compiled ``csockserver._cengine`` (built from
-``src_c/``) and the pure-Python ``csockserver._pure``.  ``_engine`` picks
-one; the API classes in ``_socketserver`` and ``_prefork`` call nothing
+``src_c/``) and the pure-Python ``csockserver._pure``.  ``selection``
+picks one; the API classes in ``_socketserver`` and ``_prefork`` call nothing
 else of it.  ``tests/test_engine_contract.py`` checks that both export
 exactly the names below, with the same parameters.
 
-Every call takes the server object itself.  *plan* is a ``_plan.Plan``:
+Every call takes the server object itself.  *plan* is a ``plan.Plan``:
 which hooks are still the stock ones, so that the engine runs those itself
 and calls the Python method for every other one, where socketserver would.
 
@@ -22,7 +22,7 @@ from typing import Any, Callable, List, Optional, Protocol, Tuple
 
 # -- the server attributes an engine may set ---------------------------------
 
-WORKERS = "_csock_workers"    # {worker thread: busy?}, see _common
+WORKERS = "_csock_workers"    # {worker thread: busy?}, see workers
 POOL = "_csock_pool"          # the handoff WorkerPool of process_request
 CREW = "_csock_crew"          # the leader/followers WorkerPool of a loop
 REAPER = "_csock_reaper"      # the Reaper watching the server's children
@@ -64,7 +64,7 @@ class Engine(Protocol):
     Waker: Callable[[], Waker]
     Reaper: Callable[[], Reaper]
     # StreamRequestHandler's compiled files, or None (the pure engine: the
-    # handler then gets the standard library's files, see _streams).
+    # handler then gets the standard library's files, see streams).
     SocketReader: Optional[Callable[[Any], Any]]
     socket_writer_write: Optional[Callable[[Any, Any], int]]
 

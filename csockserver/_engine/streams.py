@@ -28,7 +28,7 @@ import socket
 from io import BufferedIOBase
 from time import monotonic
 
-from ._engine import engine
+from .selection import engine
 
 STOCK_RBUFSIZE = -1
 STOCK_WBUFSIZE = 0

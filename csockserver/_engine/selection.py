@@ -5,7 +5,12 @@ The compiled engine (``csockserver._cengine``) is used when it imports.
 (``csockserver._pure``); ``CSOCKSERVER_REQUIRE_EXTENSIONS=1`` turns a
 missing or broken compiled engine into an ImportError instead of a silent
 fallback (CI sets it, so a build problem cannot hide).  Either one
-implements ``_contract.Engine``.
+implements ``contract.Engine``.
+
+The shell looks ``engine`` up here at each call, never keeping its own
+reference, so that a test can serve a server on the other engine in the
+same process by replacing it (the handlers' files, ``streams``, stay those
+of the engine chosen at import).
 """
 
 import os
@@ -18,14 +23,14 @@ def _flag(name):
 
 
 if _flag("CSOCKSERVER_NO_EXTENSIONS"):
-    from . import _pure as engine
+    from .. import _pure as engine
     IMPLEMENTATION = "python"
 else:
     try:
-        from . import _cengine as engine
+        from .. import _cengine as engine
         IMPLEMENTATION = "cython"
     except ImportError:
         if _flag("CSOCKSERVER_REQUIRE_EXTENSIONS"):
             raise
-        from . import _pure as engine
+        from .. import _pure as engine
         IMPLEMENTATION = "python"

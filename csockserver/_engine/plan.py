@@ -18,7 +18,7 @@ from typing import NamedTuple, Tuple
 
 import _socket
 
-from . import _proxy
+from .. import _proxy
 
 
 class Kind(enum.IntEnum):
