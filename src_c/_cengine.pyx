@@ -7,12 +7,14 @@ hooks without entering Python.  Parts, by concern, each using only those
 above it:
 
 - util.pxi:      errors, clocks, timeouts, fd flags;
+- waker.pxi:     the wake-up fd of a wait;
+- plan.pxi:      the plan as a C struct, checked against the Python one;
 - transport.pxi: accept/recvfrom and address decoding;
-- requests.pxi:  the plan, and one request's finish/shutdown/close steps;
+- requests.pxi:  one request's finish/shutdown/close steps;
 - proxy.pxi:     the PROXY protocol header of a new connection;
 - threads.pxi:   ThreadingMixIn's worker threads;
 - fork.pxi:      ForkingMixIn's children and their Reaper;
-- loop.pxi:      the waker, the serving loops, verify and dispatch;
+- loop.pxi:      the serving loops, verify and dispatch;
 - streams.pxi:   StreamRequestHandler's rfile and wfile.
 
 What runs once per thread, child or server_close is shared with the pure
@@ -105,6 +107,8 @@ __all__ = ["Reaper", "SocketReader", "Waker", "accept", "collect_children",
 
 
 include "util.pxi"
+include "waker.pxi"
+include "plan.pxi"
 include "transport.pxi"
 include "requests.pxi"
 include "proxy.pxi"

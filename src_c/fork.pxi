@@ -88,12 +88,12 @@ cdef class Reaper:
         """Pids whose pidfd says they exited, waiting up to *timeout* s."""
         cdef epoll_event events[REAPER_EVENTS]
         cdef int n, i, err
-        cdef int millis = -1 if timeout is None else _millis(timeout)
+        cdef int wait_ms = -1 if timeout is None else millis(timeout)
         if not self.pidfds:
             return []
         while True:
             with nogil:
-                n = epoll_wait(self.epoll_fd, events, REAPER_EVENTS, millis)
+                n = epoll_wait(self.epoll_fd, events, REAPER_EVENTS, wait_ms)
                 err = errno
             if n >= 0:
                 break
@@ -124,21 +124,21 @@ cdef int _fork_request(object server, HookPlan *p, object request,
             server.active_children = set()
         server.active_children.add(pid)
         _children.reaper_of(server).watch(pid)
-        _close_request(server, p, request)
+        close_request(server, p, request)
         return 0
     # In the child: never return into the serving loop.
     try:
-        if p.proxy_protocol and _reads_header_later(p):
-            client_address = _client_address(server, p, request,
+        if p.proxy_protocol and reads_header_later(p):
+            client_address = client_address_of(server, p, request,
                                              client_address)
         if client_address is not None:
-            _finish(server, p, request, client_address)
+            finish_request(server, p, request, client_address)
         status = 0
     except Exception as exc:
-        _report_error(server, p, request, client_address, exc)
+        report_error(server, p, request, client_address, exc)
     finally:
         try:
-            _shutdown(server, p, request)
+            shutdown_request(server, p, request)
         finally:
             _exit(status)
     return 0

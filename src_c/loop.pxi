@@ -2,7 +2,7 @@
 # poll() with the GIL released, on the server's fd and (for serve_forever)
 # the waker's, and take several ready connections or datagrams per wake-up
 # when the stock get_request is in use.  Each request then goes through
-# _handle_one: its PROXY header if the server takes one (proxy.pxi, which
+# handle_one: its PROXY header if the server takes one (proxy.pxi, which
 # says when that is read later, where the request runs), verify_request,
 # then process_request, which runs it in place (requests.pxi), on a worker
 # thread (threads.pxi) or in a child (fork.pxi).
@@ -17,54 +17,6 @@ cdef struct Accepted:
     int fd
     socklen_t length
     sockaddr_storage addr
-
-
-cdef class Waker:
-    """An eventfd that lets another thread interrupt the serving loop.
-
-    wake() may run in any thread, at any time, close() included: the fd is
-    used and forgotten under a mutex, so a wake() can never write to an fd
-    number that close() already freed (and the system maybe reused).  No
-    Python code runs while the mutex is held, so a signal handler calling
-    wake() cannot find it held by its own thread.
-    """
-    cdef cython.pymutex lock
-    cdef int fd
-
-    def __cinit__(self):
-        self.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
-        if self.fd < 0:
-            _raise_errno(errno)
-
-    cdef int current_fd(self) noexcept:
-        with self.lock:
-            return self.fd
-
-    def fileno(self):
-        return self.current_fd()
-
-    def wake(self):
-        cdef uint64_t one = 1
-        with self.lock:
-            if self.fd >= 0:
-                write(self.fd, &one, sizeof(one))  # EAGAIN: already awake
-
-    def drain(self):
-        cdef uint64_t value
-        with self.lock:
-            if self.fd >= 0:
-                read(self.fd, &value, sizeof(value))
-
-    def close(self):
-        cdef int fd
-        with self.lock:
-            fd, self.fd = self.fd, -1
-        if fd >= 0:
-            close(fd)
-
-    def __dealloc__(self):
-        if self.fd >= 0:
-            close(self.fd)
 
 
 cdef class DatagramBuffer:
@@ -172,7 +124,7 @@ cdef class _Loop:
             data = PyBytes_FromStringAndSize(buf.data + i * buf.slot,
                                              buf.lengths[i])
             address = _address(&buf.addresses[i], buf.address_lengths[i])
-            _handle_one(self.server, &self.plan, (data, self.plan_socket),
+            handle_one(self.server, &self.plan, (data, self.plan_socket),
                         address)
         return 0
 
@@ -194,14 +146,14 @@ cdef class _Loop:
         self.pending = 0
 
 
-cdef int _handle_one(object server, HookPlan *p, object request,
+cdef int handle_one(object server, HookPlan *p, object request,
                      object client_address) except -1:
     """What the stock _handle_request_noblock does once it has a request:
     verify_request, then process_request, which picks where it runs."""
-    if p.proxy_protocol and not _reads_header_later(p):
-        client_address = _client_address(server, p, request, client_address)
+    if p.proxy_protocol and not reads_header_later(p):
+        client_address = client_address_of(server, p, request, client_address)
         if client_address is None:
-            _shutdown(server, p, request)
+            shutdown_request(server, p, request)
             return 0
     if (p.verify_request == ALLOW
             or server.verify_request(request, client_address)):
@@ -211,22 +163,22 @@ cdef int _handle_one(object server, HookPlan *p, object request,
             elif p.process_request == FORK:
                 _fork_request(server, p, request, client_address)
             elif p.process_request == IN_PLACE:
-                _finish(server, p, request, client_address)
-                _shutdown(server, p, request)
+                finish_request(server, p, request, client_address)
+                shutdown_request(server, p, request)
             else:
                 server.process_request(request, client_address)
         except Exception as exc:
-            _report_error(server, p, request, client_address, exc)
-            _shutdown(server, p, request)
+            report_error(server, p, request, client_address, exc)
+            shutdown_request(server, p, request)
         except BaseException:
-            _shutdown(server, p, request)
+            shutdown_request(server, p, request)
             raise
     else:
-        _shutdown(server, p, request)
+        shutdown_request(server, p, request)
     return 0
 
 
-cdef int _take_request(object server, HookPlan *p, object sock) except -2:
+cdef int take_request(object server, HookPlan *p, object sock) except -2:
     """Get one request through the plan and handle it.
 
     Returns -1 once a request was handled (or refused), else the errno of
@@ -242,23 +194,23 @@ cdef int _take_request(object server, HookPlan *p, object sock) except -2:
             request, client_address = server.get_request()
     except OSError as exc:
         return exc.errno or 0
-    _handle_one(server, p, request, client_address)
+    handle_one(server, p, request, client_address)
     return -1
 
 
 def handle_request_noblock(server, plan):
     """The stock ``_handle_request_noblock``: take one request and run it."""
     cdef HookPlan p = _read_plan(plan)
-    _take_request(server, &p, plan.socket)
+    take_request(server, &p, plan.socket)
 
 
 cdef int _handle_accepted(object server, HookPlan *p, ListenSocket listener,
                           Accepted *conn) except -1:
-    """Wrap a connection accept4() took and run it through _handle_one."""
+    """Wrap a connection accept4() took and run it through handle_one."""
     cdef int fd = conn.fd
     conn.fd = -1  # wrap() owns it now, even if it fails
     request, client_address = listener.wrap(fd, &conn.addr, conn.length)
-    return _handle_one(server, p, request, client_address)
+    return handle_one(server, p, request, client_address)
 
 
 def serve_forever(server, plan, int fd, poll_interval, Waker waker):
@@ -269,7 +221,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     cdef Reaper reaper = None
     cdef double interval = -1.0, deadline = 0.0, wait, now
     cdef double backoff = 0.0, backoff_until = 0.0
-    cdef double cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else -1.0
+    cdef double cap = SIGNAL_CHECK_INTERVAL if in_main_thread() else -1.0
     cdef bint calls_service_actions, listening, readable
     cdef bint batch_accept = False, batch_recv = False
     cdef Py_ssize_t slot
@@ -277,8 +229,8 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     loop.server = server
     loop.plan = _read_plan(plan)
     loop.plan_socket = plan.socket
-    if _leads_on_workers(&loop.plan, plan.socket):
-        _serve_on_workers(server, plan, waker)
+    if leads_on_workers(&loop.plan, plan.socket):
+        serve_forever_on_workers(server, plan, waker)
         return
     # ForkingMixIn's children are reaped as their pidfds fire; without
     # pidfds, by its service_actions every poll_interval.
@@ -341,9 +293,9 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
         err = 0
         with nogil:
             if listening:
-                n = poll(fds, nfds, _millis(wait))
+                n = poll(fds, nfds, millis(wait))
             else:
-                n = poll(&fds[1], nfds - 1, _millis(wait))
+                n = poll(&fds[1], nfds - 1, millis(wait))
             err = errno
             if n > 0 and listening and fds[0].revents:
                 if batch_accept:
@@ -388,7 +340,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                     elif batch_recv and loop.handle_datagrams(count):
                         break
                 elif loop.plan.handle_request_noblock == TAKE_ONE:
-                    failed = _take_request(server, &loop.plan,
+                    failed = take_request(server, &loop.plan,
                                            loop.plan_socket)
                 else:
                     server._handle_request_noblock()
@@ -419,7 +371,7 @@ def handle_request(server, plan, int fd, timeout):
     cdef ListenSocket listener = None
     cdef int n, err, count = 0
     cdef double remaining = -1.0, deadline = 0.0
-    cdef double cap = SIGNAL_CHECK_INTERVAL if _in_main_thread() else -1.0
+    cdef double cap = SIGNAL_CHECK_INTERVAL if in_main_thread() else -1.0
     cdef bint has_timeout = timeout is not None
     if (p.handle_request_noblock == TAKE_ONE and p.get_request == ACCEPT
             and _drives(plan.socket)):
@@ -433,7 +385,7 @@ def handle_request(server, plan, int fd, timeout):
     while True:
         pfd.revents = 0
         with nogil:
-            n = poll(&pfd, 1, _millis(_earlier(
+            n = poll(&pfd, 1, millis(_earlier(
                 max(0.0, remaining) if has_timeout else -1.0, cap)))
             err = errno
             if n > 0 and listener is not None:
@@ -451,7 +403,7 @@ def handle_request(server, plan, int fd, timeout):
             return None  # a failed accept ends the call, as in socketserver
         elif n > 0:
             if p.handle_request_noblock == TAKE_ONE:
-                _take_request(server, &p, plan.socket)
+                take_request(server, &p, plan.socket)
                 return None
             return server._handle_request_noblock()
         if has_timeout:

@@ -40,7 +40,7 @@ cdef Py_ssize_t _header_length(const unsigned char *data, Py_ssize_t n,
     return -2 if n >= PROXY_V1_MAX else 0
 
 
-cdef bytes _read_header(int fd, int versions, object timeout):
+cdef bytes read_header(int fd, int versions, object timeout):
     """The whole PROXY header at the start of connection *fd*, and not one
     byte more (what follows is the request's).
 
@@ -81,7 +81,7 @@ cdef bytes _read_header(int fd, int versions, object timeout):
                 pfd.events = POLLIN
                 pfd.revents = 0
                 with nogil:
-                    ready = poll(&pfd, 1, _millis(left))
+                    ready = poll(&pfd, 1, millis(left))
                     err = errno
                 if ready < 0 and err != EINTR:
                     _raise_errno(err)
@@ -117,7 +117,7 @@ cdef bytes _read_header(int fd, int versions, object timeout):
             free(buf)
 
 
-cdef bint _reads_header_later(HookPlan *p) noexcept:
+cdef bint reads_header_later(HookPlan *p) noexcept:
     """Whether the header is read where the request runs (a worker thread
     or a child) instead of before verify_request: only while that one is
     stock, so that nobody can tell the order apart."""
@@ -125,7 +125,7 @@ cdef bint _reads_header_later(HookPlan *p) noexcept:
             and (p.process_request == THREAD or p.process_request == FORK))
 
 
-cdef object _client_address(object server, HookPlan *p, object request,
+cdef object client_address_of(object server, HookPlan *p, object request,
                             object peer):
     """The address the connection's PROXY header names, or None when the
     connection must be refused (the caller shuts it down)."""
@@ -133,7 +133,7 @@ cdef object _client_address(object server, HookPlan *p, object request,
         if (getattr(server, "proxy_protocol_from", None) is not None
                 and not _proxy.allowed(server, peer)):
             return None
-        header = _read_header(request.fileno(), p.proxy_protocol,
+        header = read_header(request.fileno(), p.proxy_protocol,
                               getattr(server, "proxy_protocol_timeout",
                                       _proxy.DEFAULT_TIMEOUT))
         return _proxy.apply(header, peer)
@@ -141,7 +141,7 @@ cdef object _client_address(object server, HookPlan *p, object request,
         return None
 
 
-cdef int _report_error(object server, HookPlan *p, object request,
+cdef int report_error(object server, HookPlan *p, object request,
                        object client_address, object exc) except -1:
     """handle_error for *exc*, which escaped a request, unless it is the
     proxy dropping a check connection of its own (_proxy.dropped_check)."""

@@ -52,7 +52,7 @@ cdef int _wait_for(int fd, short events, double deadline) except -1:
         entry.events = events
         entry.revents = 0
         with nogil:
-            ready = poll(&entry, 1, _millis(left))
+            ready = poll(&entry, 1, millis(left))
             err = errno
         if ready > 0:
             return 1

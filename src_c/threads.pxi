@@ -19,24 +19,6 @@ cdef struct Worker:
     socklen_t length
 
 
-cdef bint _take_now(Worker *w, int kind, int listen_fd,
-                    int *err) noexcept nogil:
-    """accept4() or recvfrom() without blocking; True if it got one."""
-    w.length = sizeof(sockaddr_storage)
-    memset(&w.addr, 0, sizeof(sockaddr_storage))
-    if kind == ACCEPT:
-        w.fd = accept4(listen_fd, <sockaddr *>&w.addr, &w.length, SOCK_CLOEXEC)
-        if w.fd >= 0:
-            return True
-    else:
-        w.received = c_recvfrom(listen_fd, w.buffer, w.buffer_size,
-                                MSG_DONTWAIT, <sockaddr *>&w.addr, &w.length)
-        if w.received >= 0:
-            return True
-    err[0] = errno
-    return False
-
-
 cdef class WorkerPool:
     """Worker threads serving one server: from a queue, and, for a crew of
     leader/followers, from the listening socket itself.  Used once:
@@ -82,7 +64,7 @@ cdef class WorkerPool:
         if self.max_queued >= 0:
             self.room = _Condition()
         idle = server.thread_idle_timeout
-        self.idle_ms = -1 if idle is None else _millis(max(0.0, float(idle)))
+        self.idle_ms = -1 if idle is None else millis(max(0.0, float(idle)))
         if listener_socket is not None:
             self.listener = ListenSocket(listener_socket)
             self.listener_fd = self.listener.fd
@@ -254,7 +236,7 @@ cdef class WorkerPool:
                 with self.lock:
                     plan = self.plan   # submit() may set a new one meanwhile
                 try:
-                    survived = _run_in_thread(self.server, &plan,
+                    survived = run_request(self.server, &plan,
                                               item[0], item[1])
                 finally:
                     self.workers[me] = False
@@ -335,7 +317,7 @@ cdef class WorkerPool:
         if self.listener is not None:
             self.prepare_take(w)
         with nogil:
-            if eager and _take_now(w, self.take_kind, self.listener_fd, &err):
+            if eager and self.take(w, &err):
                 # A worker back from a request takes what is already
                 # waiting without a wake-up (the token is not involved).
                 n = -2
@@ -352,7 +334,7 @@ cdef class WorkerPool:
                 with self.lock:
                     stopping = self.stopping
                 if not stopping:
-                    took = _take_now(w, self.take_kind, self.listener_fd, &err)
+                    took = self.take(w, &err)
                 if not took:
                     self.rearm()
         if took:
@@ -373,6 +355,24 @@ cdef class WorkerPool:
         # socketserver ignores a failed get_request.
         return None
 
+    cdef bint take(self, Worker *w, int *err) noexcept nogil:
+        """accept4() or recvfrom() without blocking; True if it got one."""
+        w.length = sizeof(sockaddr_storage)
+        memset(&w.addr, 0, sizeof(sockaddr_storage))
+        if self.take_kind == ACCEPT:
+            w.fd = accept4(self.listener_fd, <sockaddr *>&w.addr, &w.length,
+                           SOCK_CLOEXEC)
+            if w.fd >= 0:
+                return True
+        else:
+            w.received = c_recvfrom(self.listener_fd, w.buffer,
+                                    w.buffer_size, MSG_DONTWAIT,
+                                    <sockaddr *>&w.addr, &w.length)
+            if w.received >= 0:
+                return True
+        err[0] = errno
+        return False
+
     cdef int prepare_take(self, Worker *w) except -1:
         """Size the datagram buffer to max_packet_size as it is now."""
         cdef Py_ssize_t size
@@ -389,19 +389,19 @@ cdef class WorkerPool:
         return 0
 
     cdef object wrap_taken(self, Worker *w):
-        """(request, client_address) for what _take_now() got."""
+        """(request, client_address) for what take() got."""
         if self.take_kind == ACCEPT:
             return self.listener.wrap(w.fd, &w.addr, w.length)
         data = PyBytes_FromStringAndSize(w.buffer, w.received)
         return ((data, self.plan_socket), _address(&w.addr, w.length))
 
-    cdef void pause(self, int millis) noexcept:
+    cdef void pause(self, int wait_ms) noexcept:
         cdef pollfd pfd
         pfd.fd = self.stop_fd
         pfd.events = POLLIN
         pfd.revents = 0
         with nogil:
-            poll(&pfd, 1, millis)
+            poll(&pfd, 1, wait_ms)
 
 
 cdef Py_ssize_t _limit(value) except -2:
@@ -410,7 +410,7 @@ cdef Py_ssize_t _limit(value) except -2:
     return max(0, <Py_ssize_t>value)
 
 
-cdef bint _run_in_thread(object server, HookPlan *p, object request,
+cdef bint run_request(object server, HookPlan *p, object request,
                          object client_address) except -1:
     """Run one request as socketserver's request thread does.
 
@@ -420,21 +420,21 @@ cdef bint _run_in_thread(object server, HookPlan *p, object request,
     context = PyContext_New()
     PyContext_Enter(context)
     try:
-        if p.proxy_protocol and _reads_header_later(p):
-            client_address = _client_address(server, p, request,
+        if p.proxy_protocol and reads_header_later(p):
+            client_address = client_address_of(server, p, request,
                                              client_address)
             if client_address is None:
-                _shutdown(server, p, request)
+                shutdown_request(server, p, request)
                 return True
         if p.process_request_thread == PYTHON:
             server.process_request_thread(request, client_address)
         else:
             try:
-                _finish(server, p, request, client_address)
+                finish_request(server, p, request, client_address)
             except Exception as exc:
-                _report_error(server, p, request, client_address, exc)
+                report_error(server, p, request, client_address, exc)
             finally:
-                _shutdown(server, p, request)
+                shutdown_request(server, p, request)
     except BaseException as exc:
         _report_escaped(exc)
         return False
@@ -468,7 +468,7 @@ def start_thread_request(server, plan, request, client_address):
     _start_thread_request(server, &p, request, client_address)
 
 
-cdef bint _leads_on_workers(HookPlan *p, object sock) except -1:
+cdef bint leads_on_workers(HookPlan *p, object sock) except -1:
     """Whether serve_forever() can let the workers take requests."""
     return (p.process_request == THREAD
             and (p.get_request == ACCEPT or p.get_request == RECVFROM)
@@ -478,11 +478,11 @@ cdef bint _leads_on_workers(HookPlan *p, object sock) except -1:
             and _drives(sock))
 
 
-cdef int _wait_for_stop(object server, Waker waker) except -1:
+cdef int wait_for_stop(object server, Waker waker) except -1:
     """Sleep until the server's stop flag is set, acting on signals."""
     cdef pollfd pfd
     cdef int n, err
-    cdef int cap = _millis(SIGNAL_CHECK_INTERVAL) if _in_main_thread() else -1
+    cdef int cap = millis(SIGNAL_CHECK_INTERVAL) if in_main_thread() else -1
     pfd.fd = waker.current_fd()
     pfd.events = POLLIN
     while not getattr(server, _STOP):
@@ -504,7 +504,7 @@ cdef int _wait_for_stop(object server, Waker waker) except -1:
     return 0
 
 
-cdef int _serve_on_workers(object server, object plan, Waker waker) except -1:
+cdef int serve_forever_on_workers(object server, object plan, Waker waker) except -1:
     """serve_forever() for a leader/followers crew (see _pure.threads)."""
     sock = plan.socket
     cdef WorkerPool crew = WorkerPool(server, plan, sock)
@@ -519,7 +519,7 @@ cdef int _serve_on_workers(object server, object plan, Waker waker) except -1:
             _set_nonblocking(fd, True)
     try:
         crew.spawn()
-        _wait_for_stop(server, waker)
+        wait_for_stop(server, waker)
     finally:
         crew.stop()
         if was_blocking and sock.fileno() == fd:

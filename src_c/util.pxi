@@ -13,7 +13,7 @@ cdef double _now() noexcept nogil:
     return ts.tv_sec + ts.tv_nsec * 1e-9
 
 
-cdef int _millis(double seconds) noexcept nogil:
+cdef int millis(double seconds) noexcept nogil:
     """A poll() timeout: -1 for 'no limit', rounded up so it is not a spin."""
     if seconds < 0:
         return -1
@@ -31,7 +31,7 @@ cdef double _earlier(double a, double b) noexcept nogil:
     return a if a < b else b
 
 
-cdef bint _in_main_thread() except -1:
+cdef bint in_main_thread() except -1:
     """Whether signal handlers run in this thread (so waits must wake)."""
     return _threading.get_ident() == _threading.main_thread().ident
 

@@ -89,21 +89,21 @@ def fork_request(server, plan, request, client_address):
             server.active_children = set()
         server.active_children.add(pid)
         children.reaper_of(server).watch(pid)
-        requests.close(server, plan, request)
+        requests.close_request(server, plan, request)
         return
     # In the child: never return into the serving loop.
     status = 1
     try:
         if plan.proxy_protocol and proxy.reads_header_later(plan):
-            client_address = proxy.client_address(server, plan, request,
+            client_address = proxy.client_address_of(server, plan, request,
                                                   client_address)
         if client_address is not None:
-            requests.finish(server, plan, request, client_address)
+            requests.finish_request(server, plan, request, client_address)
         status = 0
     except Exception as exc:
         proxy.report_error(server, plan, request, client_address, exc)
     finally:
         try:
-            requests.shut_down(server, plan, request)
+            requests.shutdown_request(server, plan, request)
         finally:
             os._exit(status)

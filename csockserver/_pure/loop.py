@@ -8,9 +8,7 @@ are all stock on a ThreadingMixIn server instead lets the workers take the
 requests themselves (``threads.serve_forever_on_workers``).
 """
 
-import os
 import select
-import threading
 from time import monotonic
 
 from .._engine.contract import STOP
@@ -21,50 +19,6 @@ from . import fork, proxy, requests, threads, transport
 from .util import in_main_thread, millis
 
 _POLL_READY = select.POLLIN | select.POLLPRI
-
-
-class Waker:
-    """A self-pipe that lets another thread interrupt the serving loop."""
-
-    def __init__(self):
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
-        # wake() may race with close(): the lock keeps a closed (and
-        # possibly reused) fd number from being written to.  Reentrant:
-        # a signal handler that stops the server calls wake(), and it may
-        # run in this very thread while it is inside wake() or close().
-        self._lock = threading.RLock()
-
-    def fileno(self):
-        return self._read_fd
-
-    def wake(self):
-        with self._lock:
-            if self._write_fd < 0:
-                return
-            try:
-                os.write(self._write_fd, b"\0")
-            except BlockingIOError:
-                pass  # already full, so already awake
-
-    def drain(self):
-        try:
-            while os.read(self._read_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def close(self):
-        # The fds are forgotten before they are closed: a wake() from a
-        # signal handler that runs in the middle of this finds either both
-        # open or none.
-        with self._lock:
-            fds = (self._read_fd, self._write_fd)
-            self._read_fd = self._write_fd = -1
-        if fds[1] >= 0:
-            os.close(fds[0])
-            os.close(fds[1])
 
 
 def serve_forever(server, plan, fd, poll_interval, waker):
@@ -209,18 +163,18 @@ def handle_one(server, plan, request, client_address):
     in socketserver's order; process_request picks where the request runs.
     A PROXY header comes first, unless it is read where the request runs."""
     if plan.proxy_protocol and not proxy.reads_header_later(plan):
-        client_address = proxy.client_address(server, plan, request,
+        client_address = proxy.client_address_of(server, plan, request,
                                               client_address)
         if client_address is None:
-            requests.shut_down(server, plan, request)
+            requests.shutdown_request(server, plan, request)
             return
     if (plan.verify_request == Kind.ALLOW
             or server.verify_request(request, client_address)):
         try:
             kind = plan.process_request
             if kind == Kind.IN_PLACE:
-                requests.finish(server, plan, request, client_address)
-                requests.shut_down(server, plan, request)
+                requests.finish_request(server, plan, request, client_address)
+                requests.shutdown_request(server, plan, request)
             elif kind == Kind.THREAD:
                 threads.start_thread_request(server, plan, request,
                                              client_address)
@@ -230,9 +184,9 @@ def handle_one(server, plan, request, client_address):
                 server.process_request(request, client_address)
         except Exception as exc:
             proxy.report_error(server, plan, request, client_address, exc)
-            requests.shut_down(server, plan, request)
+            requests.shutdown_request(server, plan, request)
         except BaseException:
-            requests.shut_down(server, plan, request)
+            requests.shutdown_request(server, plan, request)
             raise
     else:
-        requests.shut_down(server, plan, request)
+        requests.shutdown_request(server, plan, request)

@@ -57,7 +57,7 @@ def reads_header_later(plan):
             and plan.process_request in (Kind.THREAD, Kind.FORK))
 
 
-def client_address(server, plan, request, peer):
+def client_address_of(server, plan, request, peer):
     """The address the connection's PROXY header names, or None when the
     connection must be refused (the caller shuts it down)."""
     try:

@@ -8,7 +8,7 @@ import socket
 from .._engine.plan import Kind
 
 
-def finish(server, plan, request, client_address):
+def finish_request(server, plan, request, client_address):
     """finish_request: the stock one makes the handler, which does the work."""
     if plan.finish_request == Kind.NEW_HANDLER:
         server.RequestHandlerClass(request, client_address, server)
@@ -16,7 +16,7 @@ def finish(server, plan, request, client_address):
         server.finish_request(request, client_address)
 
 
-def shut_down(server, plan, request):
+def shutdown_request(server, plan, request):
     """shutdown_request (and the close_request it calls)."""
     kind = plan.shutdown_request
     if kind == Kind.PYTHON:
@@ -27,10 +27,10 @@ def shut_down(server, plan, request):
             request.shutdown(socket.SHUT_WR)
         except OSError:
             pass  # the peer may already be gone (ENOTCONN)
-    close(server, plan, request)
+    close_request(server, plan, request)
 
 
-def close(server, plan, request):
+def close_request(server, plan, request):
     """close_request."""
     kind = plan.close_request
     if kind == Kind.CLOSE_SOCKET:

@@ -37,7 +37,6 @@ idle ones and joins the busy non-daemon ones when ``block_on_close``.
 
 import collections
 import contextvars
-import errno
 import os
 import select
 import socket
@@ -55,7 +54,6 @@ from . import proxy, requests
 from .util import in_main_thread, millis
 
 _ONE_SHOT = select.EPOLLIN | select.EPOLLONESHOT
-_NOT_YET = (errno.EAGAIN, errno.EWOULDBLOCK, errno.ECONNABORTED, errno.EINTR)
 
 
 class WorkerPool:
@@ -301,10 +299,10 @@ class WorkerPool:
                                           socket.MSG_DONTWAIT)
             return (data, sock), address
         except OSError as exc:
+            # EAGAIN (another worker took it), or an error ignored as
+            # socketserver ignores a failed get_request.
             if exc.errno in BACKOFF_ERRNOS:
                 self._back_off()
-            elif exc.errno not in _NOT_YET:
-                pass  # socketserver ignores a failed get_request too
             return None
 
     def _back_off(self):
@@ -333,20 +331,20 @@ def run_request(server, plan, request, client_address):
 
 def _process_request_thread(server, plan, request, client_address):
     if plan.proxy_protocol and proxy.reads_header_later(plan):
-        client_address = proxy.client_address(server, plan, request,
+        client_address = proxy.client_address_of(server, plan, request,
                                               client_address)
         if client_address is None:
-            requests.shut_down(server, plan, request)
+            requests.shutdown_request(server, plan, request)
             return
     if plan.process_request_thread == Kind.PYTHON:
         server.process_request_thread(request, client_address)
         return
     try:
-        requests.finish(server, plan, request, client_address)
+        requests.finish_request(server, plan, request, client_address)
     except Exception as exc:
         proxy.report_error(server, plan, request, client_address, exc)
     finally:
-        requests.shut_down(server, plan, request)
+        requests.shutdown_request(server, plan, request)
 
 
 def _report_escaped(exc_type, exc_value, exc_tb):
