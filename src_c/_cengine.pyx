@@ -75,6 +75,7 @@ import _socket as _csocket
 
 from csockserver import _proxy
 from csockserver._engine import plan as _plan
+from csockserver._engine.plan import engine_drives as _engine_drives
 from csockserver._engine.children import Children as _Children
 from csockserver._engine.contract import (
     CREW as _CREW, POOL as _POOL, STOP as _STOP)

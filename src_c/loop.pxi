@@ -245,7 +245,8 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     calls_service_actions = (
         loop.plan.service_actions == PYTHON
         or (loop.plan.service_actions == REAP and reaper is None))
-    if loop.plan.handle_request_noblock == TAKE_ONE and _drives(plan.socket):
+    if (loop.plan.handle_request_noblock == TAKE_ONE
+            and plan.socket is not None):
         if loop.plan.get_request == ACCEPT:
             loop.listener = ListenSocket(plan.socket)
             loop.listener.read_blocking_mode()
@@ -374,7 +375,7 @@ def handle_request(server, plan, int fd, timeout):
     cdef double cap = SIGNAL_CHECK_INTERVAL if in_main_thread() else -1.0
     cdef bint has_timeout = timeout is not None
     if (p.handle_request_noblock == TAKE_ONE and p.get_request == ACCEPT
-            and _drives(plan.socket)):
+            and plan.socket is not None):
         # Accept in the same GIL release as the wait.
         listener = ListenSocket(plan.socket)
     if has_timeout:

@@ -475,7 +475,7 @@ cdef bint leads_on_workers(HookPlan *p, object sock) except -1:
             and p.verify_request == ALLOW
             and p.handle_request_noblock == TAKE_ONE
             and p.service_actions == NO_ACTIONS
-            and _drives(sock))
+            and sock is not None)
 
 
 cdef int wait_for_stop(object server, Waker waker) except -1:

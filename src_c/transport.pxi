@@ -68,17 +68,6 @@ cdef class ListenSocket:
         return conn, _address(addr, length)
 
 
-cdef bint _drives(object sock) except -1:
-    """Whether the C accept/recvfrom can stand in for sock's own method."""
-    if type(sock) is not SocketType:
-        return False
-    if _c_family.__get__(sock) not in (AF_INET, AF_INET6, AF_UNIX):
-        return False
-    timeout = sock.gettimeout()
-    # A positive timeout needs CPython's timed wait: let it do that.
-    return timeout is None or timeout == 0.0
-
-
 cdef object _accept_blocking(ListenSocket listener):
     """accept4() with the GIL released, retrying on EINTR like CPython."""
     cdef sockaddr_storage addr
@@ -99,7 +88,7 @@ cdef object _accept_blocking(ListenSocket listener):
 
 def accept(sock):
     """Accept one connection on *sock*: ``(socket.socket, address)``."""
-    if not _drives(sock):
+    if not _engine_drives(sock):
         return sock.accept()
     return _accept_blocking(ListenSocket(sock))
 
@@ -110,7 +99,7 @@ def recvfrom(sock, Py_ssize_t size):
     cdef socklen_t length
     cdef ssize_t received
     cdef int err, fd
-    if not _drives(sock) or size < 0:
+    if not _engine_drives(sock) or size < 0:
         return sock.recvfrom(size)  # CPython's path, and its errors
     data = PyBytes_FromStringAndSize(NULL, size)
     cdef char *into = PyBytes_AS_STRING(data)

@@ -96,12 +96,25 @@ FAST_FAMILIES = frozenset(
 _raw_family = _socket.socket.family.__get__
 
 
+def engine_drives(sock):
+    """Whether an engine may accept or receive on *sock* itself, rather
+    than through the socket's own methods.  The one place that decides it.
+
+    Only a plain socket.socket of a family the compiled engine can decode,
+    blocking or non-blocking: an SSLSocket, a subclass or anything else goes
+    through its methods, and a positive timeout needs CPython's timed wait.
+    """
+    return (type(sock) is socket.socket
+            and _raw_family(sock) in FAST_FAMILIES
+            and sock.gettimeout() in (None, 0.0))
+
+
 class Plan:
     """What the engine may do itself for one server, fixed when serving
     starts: one attribute per field of HOOKS, holding a Kind, one per
     SETTINGS, and ``socket``, the listening socket when the engine may
-    drive it (else None).  Its ``__dict__`` is all of that, and is what the
-    compiled engine reads."""
+    drive it (else None: see engine_drives).  Its ``__dict__`` is all of
+    that, and is what the compiled engine reads."""
 
     def __repr__(self):
         fields = ", ".join(
@@ -151,10 +164,7 @@ def make_plan(server):
             and kinds["collect_children"] != Kind.REAP_OWN):
         kinds["service_actions"] = python
     sock = getattr(server, "socket", None)
-    # The fast accept/recvfrom only drives a plain socket.socket of a family
-    # it can decode; an SSLSocket or anything else goes through its methods.
-    if (kinds["get_request"] == python or type(sock) is not socket.socket
-            or _raw_family(sock) not in FAST_FAMILIES):
+    if kinds["get_request"] == python or not engine_drives(sock):
         kinds["get_request"] = python
         sock = None
     kinds["proxy_protocol"] = _proxy.versions_of(server)

@@ -379,8 +379,7 @@ def leads_on_workers(plan):
             and plan.verify_request == Kind.ALLOW
             and plan.handle_request_noblock == Kind.TAKE_ONE
             and plan.service_actions == Kind.NO_ACTIONS
-            and plan.socket is not None
-            and plan.socket.gettimeout() in (None, 0.0))
+            and plan.socket is not None)
 
 
 def serve_forever_on_workers(server, plan, waker):
