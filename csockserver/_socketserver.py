@@ -31,6 +31,7 @@ import time
 from . import _proxy, _systemd
 from ._engine import plan as _plan, streams as _streams
 from ._engine import selection as _selection
+from ._engine.contract import STOP, WAKER
 from ._engine.streams import _SocketWriter  # noqa: F401  (socketserver's)
 from ._engine.workers import _NoThreads, _Threads, close_threads
 
@@ -773,3 +774,9 @@ class DatagramRequestHandler(BaseRequestHandler):
 
 
 _plan.record_stock_hooks(sys.modules[__name__])
+
+# The engines read the stop flag and the waker under _engine.contract's
+# names, which BaseServer spells out: the two must agree.
+if not {STOP, WAKER} <= vars(BaseServer).keys():
+    raise ImportError("BaseServer lacks the attributes _engine.contract "
+                      "names: %s, %s" % (STOP, WAKER))

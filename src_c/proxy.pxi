@@ -15,6 +15,15 @@ cdef enum:
 cdef const unsigned char *_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 cdef const unsigned char *_V1_PREFIX = b"PROXY "
 
+# The same constants in csockserver._proxy, which parses what is read here:
+# the two must agree, as the plan's struct and kinds must (plan.pxi).
+if ((PROXY_V1, PROXY_V2, PROXY_V1_MAX, PROXY_V2_FIXED,
+        _V2_SIGNATURE[:12], _V1_PREFIX[:6])
+        != (_proxy.V1, _proxy.V2, _proxy.V1_MAX, _proxy.V2_FIXED,
+            _proxy.V2_SIGNATURE, _proxy.V1_PREFIX)):
+    raise ImportError("csockserver._cengine's PROXY protocol constants do "
+                      "not match csockserver._proxy: rebuild the extension")
+
 
 cdef Py_ssize_t _header_length(const unsigned char *data, Py_ssize_t n,
                                int versions) noexcept nogil:
