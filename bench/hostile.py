@@ -7,7 +7,7 @@
 the table goes to stdout and to ``--out`` (default build/bench/hostile.md).
 
 Runs the scenarios of tests/test_hostile_clients.py (the same code:
-tests/_hostile_helpers.py) against a server child built on socketserver
+tests/support/hostile.py) against a server child built on socketserver
 (or http.server) and one built on csockserver (or csockserver.http), one
 after the other, and prints a markdown table.  Each cell says what
 happened, how long a normal client took to be served while the hostile
@@ -26,8 +26,6 @@ import sys
 
 from . import output
 from .progress import Progress
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # name: (what, the server's config, the scenario, its arguments,
 #        the stdlib's module or http kind, csockserver's)
@@ -176,10 +174,12 @@ def main(argv=None, prog="python -m bench.probes hostile"):
         os.environ["CSOCKSERVER_NO_EXTENSIONS"] = "1"
     else:
         os.environ["CSOCKSERVER_REQUIRE_EXTENSIONS"] = "1"
-    sys.path.insert(0, os.path.join(ROOT, "tests"))
+    # Imported once the engine is chosen (above): it imports csockserver.
+    # The tests' package is importable from where bench is: the
+    # repository's root.
     import resource
 
-    import _hostile_helpers as hostile
+    from tests.support import hostile
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4200:

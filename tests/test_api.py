@@ -9,8 +9,10 @@ import threading
 import pytest
 
 import csockserver
-from conftest import (HAVE_FORK, LeakCheck, ServerThread, fd_count,
-                      handle_request, recv_until_eof, stream_client)
+from tests.support.clients import recv_until_eof, stream_client
+from tests.support.env import HAVE_FORK
+from tests.support.leaks import LeakCheck, fd_count
+from tests.support.servers import ServerThread, handle_request
 
 PUBLIC_NAMES = sorted(socketserver.__all__)
 

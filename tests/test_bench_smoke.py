@@ -16,7 +16,7 @@ import pytest
 
 import csockserver
 
-from conftest import recv_until_eof
+from tests.support.clients import recv_until_eof
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_SOURCE_TREE = pytest.mark.skipif(

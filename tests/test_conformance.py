@@ -18,7 +18,7 @@ import pytest
 
 # the engine's own reading of the variables
 from csockserver._engine.selection import _flag
-from run_cpython_suite import NO_TEST_PACKAGE, ROOT, SUITES
+from tests.run_cpython_suite import NO_TEST_PACKAGE, ROOT, SUITES
 
 RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                       "run_cpython_suite.py")

@@ -24,9 +24,10 @@ import pytest
 
 import csockserver
 from csockserver._engine import streams as _streams, workers as _workers
-from conftest import (CLIENT_TIMEOUT, recv_line, serving, stream_client,
-                      wait_for)
-from _stream_helpers import SocketReader, needs_compiled
+from tests.support.clients import recv_line, stream_client
+from tests.support.env import CLIENT_TIMEOUT
+from tests.support.servers import serving, wait_for
+from tests.support.streams import SocketReader, needs_compiled
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -15,8 +15,8 @@ import time
 
 import pytest
 
-from conftest import (CLIENT_TIMEOUT, PYTHON, child_env, have_ipv6_loopback,
-                      needs_fork)
+from tests.support.env import CLIENT_TIMEOUT, PYTHON, child_env, needs_fork
+from tests.support.sockets import have_ipv6_loopback
 
 # From SIGINT to the demo's exit; it takes milliseconds.
 EXIT_BOUND = 5.0

@@ -33,9 +33,10 @@ import subprocess
 
 import pytest
 
-from conftest import (JOIN_TIMEOUT, PYTHON, child_env,
-                      connect_when_listening, free_port, recv_line,
-                      socket_activated)
+from tests.support.clients import connect_when_listening, recv_line
+from tests.support.env import JOIN_TIMEOUT, PYTHON, child_env
+from tests.support.servers import socket_activated
+from tests.support.sockets import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DOCUMENTS = [os.path.join(ROOT, "README.md")] + sorted(

@@ -15,8 +15,9 @@ import csockserver
 from csockserver._engine import contract as _contract, plan as _plan
 from csockserver._engine.selection import _flag
 
-from conftest import (CLIENT_TIMEOUT, ServerThread, recv_until_eof,
-                      stream_client)
+from tests.support.clients import recv_until_eof, stream_client
+from tests.support.env import CLIENT_TIMEOUT
+from tests.support.servers import ServerThread
 
 
 def _engines():

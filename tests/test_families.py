@@ -15,9 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import (CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX, handle_request,
-                      needs_fork, recv_line, recv_until_eof, serving,
-                      stream_client)
+from tests.support.clients import recv_line, recv_until_eof, stream_client
+from tests.support.env import CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX, needs_fork
+from tests.support.servers import handle_request, serving
 
 FAMILIES = {
     "tcp": ("TCPServer", True),

@@ -20,9 +20,10 @@ import time
 import pytest
 
 import csockserver
-from conftest import (JOIN_TIMEOUT, ServerThread,
-                      handle_request, needs_fork, recv_line, run_bounded,
-                      serving, stream_client, wait_for)
+from tests.support.clients import recv_line, stream_client
+from tests.support.env import JOIN_TIMEOUT, needs_fork
+from tests.support.servers import (ServerThread, handle_request, run_bounded,
+                                   serving, wait_for)
 
 pytestmark = needs_fork
 

@@ -24,10 +24,11 @@ import time
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, REPO_ROOT,
-                      LeakCheck, ServerThread, child_env, needs_fork,
-                      run_bounded, wait_for)
-from _prefork_helpers import Supervised
+from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, REPO_ROOT,
+                               child_env, needs_fork)
+from tests.support.leaks import LeakCheck
+from tests.support.prefork import Supervised
+from tests.support.servers import ServerThread, run_bounded, wait_for
 
 FREE_THREADED = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
 CLIENTS = 12

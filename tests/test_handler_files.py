@@ -18,10 +18,11 @@ import pytest
 
 import csockserver
 from csockserver._engine import streams as _streams
-from conftest import HAVE_UNIX, needs_unix, recv_line, serving, stream_client
-from _stream_helpers import (CHUNK, COMPILED, MiB, SHORT, Background,
-                             CompiledSocketWriter, SocketReader,
-                             recv_exactly)
+from tests.support.clients import recv_exactly, recv_line, stream_client
+from tests.support.env import HAVE_UNIX, needs_unix
+from tests.support.servers import serving
+from tests.support.streams import (CHUNK, COMPILED, SHORT, Background,
+                                   CompiledSocketWriter, MiB, SocketReader)
 
 # Every test gives back the fds and threads it took.
 pytestmark = pytest.mark.usefixtures("no_leaks")

@@ -27,7 +27,8 @@ import time
 
 import pytest
 
-from conftest import child_env, wait_for
+from tests.support.env import child_env
+from tests.support.servers import wait_for
 
 BACKEND_HOSTS = ["127.0.0.2", "127.0.0.3", "127.0.0.4"]
 START_TIMEOUT = 10.0

@@ -17,8 +17,10 @@ import sys
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, ServerThread, handle_request,
-                      run_bounded, recv_until_eof, stream_client, wait_for)
+from tests.support.clients import recv_until_eof, stream_client
+from tests.support.env import CLIENT_TIMEOUT
+from tests.support.servers import (ServerThread, handle_request, run_bounded,
+                                   wait_for)
 
 SERVER_CLASSES = {"tcp": "TCPServer", "udp": "UDPServer",
                   "threading": "ThreadingTCPServer"}

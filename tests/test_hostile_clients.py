@@ -3,9 +3,9 @@ the server does not burn CPU; once they are gone, its fds and threads are
 back to what they were.  Each scenario runs against the standard library
 and csockserver (whichever engine is loaded) in the same run.
 
-The server is a child process (see _hostile_helpers): its fd limit can be
-lowered there, and its CPU time, fds, threads and memory are read from
-/proc apart from the clients'.  `python -m bench.hostile` prints the same
+The server is a child process (see tests.support.hostile): its fd limit
+can be lowered there, and its CPU time, fds, threads and memory are read
+from /proc apart from the clients'.  `python -m bench.hostile` prints the same
 figures side by side.
 """
 
@@ -14,9 +14,9 @@ from http import HTTPStatus
 
 import pytest
 
-import _hostile_helpers as hostile
-from _hostile_helpers import (QUIET_CPU, SERVED_WITHIN, STORM_SERVED_WITHIN,
-                              ServerProcess)
+from tests.support import hostile
+from tests.support.hostile import (QUIET_CPU, SERVED_WITHIN,
+                                   STORM_SERVED_WITHIN, ServerProcess)
 
 
 @pytest.fixture

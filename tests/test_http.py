@@ -22,7 +22,8 @@ import pytest
 import csockserver
 import csockserver.http as chttp
 
-from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT, wait_for
+from tests.support.env import CLIENT_TIMEOUT, JOIN_TIMEOUT
+from tests.support.servers import wait_for
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMPILED = csockserver.IMPLEMENTATION == "cython"

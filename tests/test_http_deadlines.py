@@ -20,7 +20,8 @@ import pytest
 
 import csockserver.http as chttp
 from csockserver._engine import workers as _workers
-from conftest import CLIENT_TIMEOUT, serving, wait_for
+from tests.support.env import CLIENT_TIMEOUT
+from tests.support.servers import serving, wait_for
 
 pytestmark = pytest.mark.usefixtures("no_leaks")
 

@@ -19,8 +19,8 @@ import time
 
 import pytest
 
-from conftest import (CLIENT_TIMEOUT, PYTHON, child_env, other_pythons,
-                      pure_engine_env)
+from tests.support.env import (CLIENT_TIMEOUT, PYTHON, child_env,
+                               other_pythons, pure_engine_env)
 
 PROGRAM = textwrap.dedent("""
     import sys, threading, time

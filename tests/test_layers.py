@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from conftest import child_env
+from tests.support.env import child_env
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = os.path.join(ROOT, "csockserver")

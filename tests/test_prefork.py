@@ -11,8 +11,9 @@ import time
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
-                      needs_fork, serving, wait_for)
+from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
+                               needs_fork)
+from tests.support.servers import serving, wait_for
 
 pytestmark = needs_fork
 

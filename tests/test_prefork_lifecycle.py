@@ -2,7 +2,7 @@
 with their supervisor, SIGHUP's rolling reload, graceful_timeout,
 max_requests, SIGTTIN/SIGTTOU and reuse_port_per_worker.
 
-Each test runs a supervisor in a child process (``_prefork_helpers``).
+Each test runs a supervisor in a child process (``tests.support.prefork``).
 """
 
 import itertools
@@ -16,10 +16,11 @@ import threading
 
 import pytest
 
-from _prefork_helpers import (Supervised, ask, is_running, port_is_free,
-                              start_sleeping)
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
-                      needs_fork, wait_for)
+from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
+                               needs_fork)
+from tests.support.prefork import (Supervised, ask, is_running, port_is_free,
+                                   start_sleeping)
+from tests.support.servers import wait_for
 
 pytestmark = needs_fork
 

@@ -16,10 +16,10 @@ import time
 import pytest
 
 import csockserver
-from _prefork_helpers import Supervised, is_running
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, ServerThread,
-                      child_env, needs_fork, other_pythons, pure_engine_env,
-                      wait_for)
+from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
+                               needs_fork, other_pythons, pure_engine_env)
+from tests.support.prefork import Supervised, is_running
+from tests.support.servers import ServerThread, wait_for
 
 pytestmark = needs_fork
 

@@ -25,10 +25,11 @@ from hypothesis import strategies as st
 import csockserver
 import csockserver.http as chttp
 from csockserver import _proxy
-from conftest import (CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX, JOIN_TIMEOUT,
-                      LeakCheck, handle_request, needs_fork, needs_unix,
-                      recv_until_eof, serving, stream_client,
-                      wait_for)
+from tests.support.clients import recv_until_eof, stream_client
+from tests.support.env import (CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX,
+                               JOIN_TIMEOUT, needs_fork, needs_unix)
+from tests.support.leaks import LeakCheck
+from tests.support.servers import handle_request, serving, wait_for
 
 SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 

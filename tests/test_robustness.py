@@ -13,9 +13,11 @@ import sys
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, REPO_ROOT,
-                      LeakCheck, ServerThread, child_env, recv_line,
-                      reset_on_close, wait_for)
+from tests.support.clients import recv_line, reset_on_close
+from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, REPO_ROOT,
+                               child_env)
+from tests.support.leaks import LeakCheck
+from tests.support.servers import ServerThread, wait_for
 
 CLIENTS = 50
 HANDLER_TIMEOUT = 0.2

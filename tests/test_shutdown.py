@@ -13,9 +13,10 @@ import time
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX, PYTHON, REPO_ROOT,
-                      ServerThread, child_env, recv_line, recv_until_eof,
-                      run_bounded, stream_client, wait_for)
+from tests.support.clients import recv_line, recv_until_eof, stream_client
+from tests.support.env import (CLIENT_TIMEOUT, HAVE_FORK, HAVE_UNIX, PYTHON,
+                               REPO_ROOT, child_env)
+from tests.support.servers import ServerThread, run_bounded, wait_for
 
 LONG_POLL = 5.0
 PROMPT = 1.0  # "well under poll_interval"

@@ -11,9 +11,10 @@ import time
 
 import pytest
 
-from conftest import (CLIENT_TIMEOUT, ServerThread, handle_request,
-                      have_ipv6_loopback, needs_unix,
-                      recv_line, recv_until_eof, stream_client)
+from tests.support.clients import recv_line, recv_until_eof, stream_client
+from tests.support.env import CLIENT_TIMEOUT, needs_unix
+from tests.support.servers import ServerThread, handle_request
+from tests.support.sockets import have_ipv6_loopback
 
 
 def upper_line_handler(impl):

@@ -16,7 +16,7 @@ import pytest
 
 import csockserver
 
-from conftest import PYTHON, child_env
+from tests.support.env import PYTHON, child_env
 
 COMPILED = csockserver.IMPLEMENTATION == "cython"
 

@@ -59,10 +59,11 @@ import pytest
 from hypothesis import HealthCheck, given, reject, seed, settings
 from hypothesis import strategies as st
 
-from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT, reset_on_close
-from _stream_helpers import (CHUNK, EDGES, KINDS, Background,
-                             compiled_reader, makefile_reader, needs_compiled,
-                             send_and_close, socket_pair)
+from tests.support.clients import reset_on_close, send_and_close
+from tests.support.env import CLIENT_TIMEOUT, JOIN_TIMEOUT
+from tests.support.sockets import KINDS, socket_pair
+from tests.support.streams import (CHUNK, EDGES, Background, compiled_reader,
+                                   makefile_reader, needs_compiled)
 
 # Every test gives back the fds and threads it took.
 pytestmark = pytest.mark.usefixtures("no_leaks")

@@ -40,13 +40,14 @@ import time
 import pytest
 
 from csockserver._engine import streams as _streams
-from conftest import CLIENT_TIMEOUT, PYTHON, child_env, reset_on_close
-from _stream_helpers import (CHUNK, COMPILED, EDGES, KINDS, MiB, SHORT,
-                             Background, Interrupted, SocketReader,
-                             compiled_reader,
-                             interrupt_main_thread, makefile_reader,
-                             needs_compiled, outcome, reset_by_peer,
-                             send_and_close, sigusr1_handler)
+from tests.support.clients import reset_on_close, send_and_close
+from tests.support.env import CLIENT_TIMEOUT, PYTHON, child_env
+from tests.support.sockets import KINDS, reset_by_peer
+from tests.support.streams import (CHUNK, COMPILED, EDGES, SHORT, Background,
+                                   Interrupted, MiB, SocketReader,
+                                   compiled_reader, interrupt_main_thread,
+                                   makefile_reader, needs_compiled, outcome,
+                                   sigusr1_handler)
 
 # Every test gives back the fds and threads it took.
 pytestmark = pytest.mark.usefixtures("no_leaks")

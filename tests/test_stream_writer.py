@@ -24,11 +24,12 @@ import pytest
 
 import csockserver
 from csockserver._engine import streams as _streams
-from _stream_helpers import (COMPILED, KINDS, MiB, SHORT, WRITERS,
-                             CompiledSocketWriter, Interrupted,
-                             implementations, interrupt_main_thread,
-                             outcome, recv_exactly, reset_by_peer,
-                             sigusr1_handler)
+from tests.support.clients import recv_exactly
+from tests.support.sockets import KINDS, reset_by_peer
+from tests.support.streams import (COMPILED, SHORT, WRITERS,
+                                   CompiledSocketWriter, Interrupted, MiB,
+                                   implementations, interrupt_main_thread,
+                                   outcome, sigusr1_handler)
 
 # Every test gives back the fds and threads it took.
 pytestmark = pytest.mark.usefixtures("no_leaks")

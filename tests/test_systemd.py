@@ -28,10 +28,12 @@ import pytest
 
 import csockserver
 from csockserver import _systemd
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
-                      connect_when_listening, free_port, needs_fork,
-                      recv_line, serving, socket_activated, stream_client,
-                      wait_for)
+from tests.support.clients import (connect_when_listening, recv_line,
+                                   stream_client)
+from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
+                               needs_fork)
+from tests.support.servers import serving, socket_activated, wait_for
+from tests.support.sockets import free_port
 
 SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
                 "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")

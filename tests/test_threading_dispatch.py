@@ -30,9 +30,10 @@ import time
 import pytest
 
 import csockserver
-from conftest import (CLIENT_TIMEOUT, JOIN_TIMEOUT, LeakCheck, ServerThread,
-                      live_threads, recv_line, run_bounded, serving,
-                      stream_client, wait_for)
+from tests.support.clients import recv_line, stream_client
+from tests.support.env import CLIENT_TIMEOUT, JOIN_TIMEOUT
+from tests.support.leaks import LeakCheck, live_threads
+from tests.support.servers import ServerThread, run_bounded, serving, wait_for
 
 # socketserver names its request threads after Thread's target from 3.10 on.
 if sys.version_info >= (3, 10):

@@ -29,19 +29,21 @@ import pytest
 import csockserver
 import csockserver.http as chttp
 
-# conftest's helpers are untyped, and naming them in an import would make
-# ``mypy --strict`` check conftest.py as well: take them at run time and
-# state here the types this module relies on.
-_conftest: Any = importlib.import_module("conftest")
-CLIENT_TIMEOUT: float = _conftest.CLIENT_TIMEOUT
-JOIN_TIMEOUT: float = _conftest.JOIN_TIMEOUT
+# The suite's helpers (tests.support) are untyped, and naming them in an
+# import would make ``mypy --strict`` check them as well: take them at run
+# time and state here the types this module relies on.
+_env: Any = importlib.import_module("tests.support.env")
+_servers: Any = importlib.import_module("tests.support.servers")
+_clients: Any = importlib.import_module("tests.support.clients")
+CLIENT_TIMEOUT: float = _env.CLIENT_TIMEOUT
+JOIN_TIMEOUT: float = _env.JOIN_TIMEOUT
 serving: Callable[[csockserver.BaseServer], ContextManager[object]] = (
-    _conftest.serving)
-wait_for: Callable[[Callable[[], object]], object] = _conftest.wait_for
+    _servers.serving)
+wait_for: Callable[[Callable[[], object]], object] = _servers.wait_for
 stream_client: Callable[[csockserver.TCPServer], socket.socket] = (
-    _conftest.stream_client)
-recv_until_eof: Callable[[socket.socket], bytes] = _conftest.recv_until_eof
-recv_line: Callable[[socket.socket], bytes] = _conftest.recv_line
+    _clients.stream_client)
+recv_until_eof: Callable[[socket.socket], bytes] = _clients.recv_until_eof
+recv_line: Callable[[socket.socket], bytes] = _clients.recv_line
 
 UnixPath = Callable[..., str]   # the unix_path fixture: a path factory
 
@@ -50,7 +52,8 @@ needs_fork = pytest.mark.skipif(not HAVE_FORK, reason="needs os.fork")
 
 
 class LeakCheck(Protocol):
-    """conftest's ``leak_check`` fixture, as far as this module uses it."""
+    """The ``leak_check`` fixture (tests/conftest.py), as far as this
+    module uses it."""
 
     def check(self, timeout: float = ...) -> None: ...
 

@@ -16,7 +16,7 @@ import textwrap
 import threading
 import time
 
-from conftest import CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env
+from tests.support.env import CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env
 
 
 # The supervisor.  Its handler answers each line with "<pid>\n", or

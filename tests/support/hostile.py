@@ -22,7 +22,8 @@ import textwrap
 import threading
 import time
 
-from conftest import PYTHON, REPO_ROOT, child_env, reset_on_close
+from tests.support.clients import reset_on_close
+from tests.support.env import CLIENT_TIMEOUT, PYTHON, REPO_ROOT, child_env
 
 # How long a normal client may take to be served while hostile clients are
 # on (it takes about a millisecond): generous, for a machine shared with
@@ -44,7 +45,6 @@ SETTLE_WITHIN = 15.0
 QUIET_WINDOW = 1.0
 MAX_LINE = 65536          # http.server's _MAXLINE, and our handler's limit
 HEADER_LIMIT = 100        # http.client's _MAXHEADERS
-CLIENT_TIMEOUT = 5.0
 MIB = 1 << 20
 
 # The server.  Its config (JSON in argv[1]) says which module it is built
