@@ -43,7 +43,7 @@ fuzz: build       ## SocketReader against makefile('rb'), FUZZ_EXAMPLES random e
 
 lint:             ## ruff over the Python files, cython-lint over src_c/ (seconds)
 	$(PYTHON) -m ruff check .
-	cython-lint src_c/*.pyx src_c/*.pxi src_c/includes/*.pxd
+	cython-lint src_c/*.pyx src_c/*.pxi src_c/*.pxd src_c/includes/*.pxd
 
 typing:           ## mypy --strict on the docs' examples and tests/test_typed_usage.py; stubtest (~1 min)
 	$(PYTHON) tools/check_typing.py

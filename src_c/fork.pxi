@@ -1,11 +1,8 @@
 # Fork dispatch: ForkingMixIn's requests in child processes, each child
 # watched through a pidfd so it is reaped as soon as it exits.  The reaping
 # itself runs once per child and is shared with the pure engine
-# (_engine.children.Children, over this file's Reaper); here are the fork and the
-# pidfd set.  csockserver/_pure/fork.py is the twin.
-
-cdef enum:
-    REAPER_EVENTS = 64          # exited children picked up per epoll_wait
+# (_engine.children.Children, over this file's Reaper); here are the fork
+# and the pidfd set.  csockserver/_pure/fork.py is the twin.
 
 
 cdef pid_t _fork() except -1:
@@ -35,9 +32,6 @@ cdef class Reaper:
     pidfd_open is called directly, so pidfds work on every Python version
     (os.pidfd_open is 3.9+).
     """
-    cdef int epoll_fd
-    cdef dict pidfds                # pid -> pidfd
-    cdef readonly bint works        # False once pidfd_open is unavailable
 
     def __cinit__(self):
         self.pidfds = {}
@@ -130,7 +124,7 @@ cdef int _fork_request(object server, HookPlan *p, object request,
     try:
         if p.proxy_protocol and reads_header_later(p):
             client_address = client_address_of(server, p, request,
-                                             client_address)
+                                               client_address)
         if client_address is not None:
             finish_request(server, p, request, client_address)
         status = 0

@@ -8,25 +8,9 @@
 # thread (threads.pxi) or in a child (fork.pxi).
 # csockserver/_pure/loop.py is the twin.
 
-cdef enum:
-    ACCEPT_BATCH = 16          # connections taken per wake-up at most
-    DATAGRAM_BATCH = 8         # datagrams taken per wake-up at most
-    DATAGRAM_BATCH_BYTES = 262144
-
-cdef struct Accepted:
-    int fd
-    socklen_t length
-    sockaddr_storage addr
-
 
 cdef class DatagramBuffer:
     """Room for a batch of datagrams of up to max_packet_size bytes each."""
-    cdef char *data
-    cdef Py_ssize_t slot
-    cdef int slots
-    cdef ssize_t lengths[DATAGRAM_BATCH]
-    cdef socklen_t address_lengths[DATAGRAM_BATCH]
-    cdef sockaddr_storage addresses[DATAGRAM_BATCH]
 
     cdef int fit(self, Py_ssize_t slot) except -1:
         cdef int slots
@@ -97,13 +81,6 @@ cdef int _recv_batch(int fd, DatagramBuffer buf, int *err) noexcept nogil:
 
 cdef class _Loop:
     """serve_forever()'s state for one call: the plan and what it drives."""
-    cdef object server
-    cdef object plan_socket
-    cdef HookPlan plan
-    cdef ListenSocket listener     # set when connections are batched
-    cdef DatagramBuffer datagrams  # set when datagrams are batched
-    cdef Accepted conns[ACCEPT_BATCH]
-    cdef int pending               # conns[0:pending] not yet handed over
 
     cdef int handle_accepted(self, int count) except -1:
         """Hand each accepted connection to the request path, in order."""
@@ -125,7 +102,7 @@ cdef class _Loop:
                                              buf.lengths[i])
             address = _address(&buf.addresses[i], buf.address_lengths[i])
             handle_one(self.server, &self.plan, (data, self.plan_socket),
-                        address)
+                       address)
         return 0
 
     cdef bint between_requests(self) except -1:
@@ -147,7 +124,7 @@ cdef class _Loop:
 
 
 cdef int handle_one(object server, HookPlan *p, object request,
-                     object client_address) except -1:
+                    object client_address) except -1:
     """What the stock _handle_request_noblock does once it has a request:
     verify_request, then process_request, which picks where it runs."""
     if p.proxy_protocol and not reads_header_later(p):
@@ -342,7 +319,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                         break
                 elif loop.plan.handle_request_noblock == TAKE_ONE:
                     failed = take_request(server, &loop.plan,
-                                           loop.plan_socket)
+                                          loop.plan_socket)
                 else:
                     server._handle_request_noblock()
                 if failed >= 0 and _backs_off(failed):

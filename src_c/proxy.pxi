@@ -5,12 +5,6 @@
 # that escaped a request, which a check the proxy dropped does not get.
 # csockserver/_pure/proxy.py is the twin.
 
-cdef enum:
-    PROXY_V1 = 1
-    PROXY_V2 = 2
-    PROXY_V1_MAX = 107          # a v1 line, CRLF included
-    PROXY_V2_FIXED = 16         # a v2 header before its addresses and TLVs
-    PROXY_SMALL = 256           # room for any header without TLVs
 
 cdef const unsigned char *_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
 cdef const unsigned char *_V1_PREFIX = b"PROXY "
@@ -135,7 +129,7 @@ cdef bint reads_header_later(HookPlan *p) noexcept:
 
 
 cdef object client_address_of(object server, HookPlan *p, object request,
-                            object peer):
+                              object peer):
     """The address the connection's PROXY header names, or None when the
     connection must be refused (the caller shuts it down)."""
     try:
@@ -143,15 +137,15 @@ cdef object client_address_of(object server, HookPlan *p, object request,
                 and not _proxy.allowed(server, peer)):
             return None
         header = read_header(request.fileno(), p.proxy_protocol,
-                              getattr(server, "proxy_protocol_timeout",
-                                      _proxy.DEFAULT_TIMEOUT))
+                             getattr(server, "proxy_protocol_timeout",
+                                     _proxy.DEFAULT_TIMEOUT))
         return _proxy.apply(header, peer)
     except (OSError, _ProxyHeaderError):
         return None
 
 
 cdef int report_error(object server, HookPlan *p, object request,
-                       object client_address, object exc) except -1:
+                      object client_address, object exc) except -1:
     """handle_error for *exc*, which escaped a request, unless it is the
     proxy dropping a check connection of its own (_proxy.dropped_check)."""
     if not (p.proxy_protocol

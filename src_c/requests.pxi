@@ -5,7 +5,7 @@
 # csockserver/_pure/requests.py is the twin.
 
 cdef int finish_request(object server, HookPlan *p, object request,
-                 object client_address) except -1:
+                        object client_address) except -1:
     """finish_request: the stock one makes the handler, which does the work."""
     if p.finish_request == NEW_HANDLER:
         server.RequestHandlerClass(request, client_address, server)
@@ -29,7 +29,8 @@ cdef int _close_socket(object request) except -1:
     return 0
 
 
-cdef int shutdown_request(object server, HookPlan *p, object request) except -1:
+cdef int shutdown_request(object server, HookPlan *p,
+                          object request) except -1:
     """shutdown_request (and the close_request it calls)."""
     cdef int fd
     if p.shutdown_request == PYTHON:

@@ -15,10 +15,6 @@ cdef Py_ssize_t KEEP_AT_MOST = 65536
 # a small reply that fits the socket buffer then costs no GIL hand-off.
 cdef Py_ssize_t SEND_WITHOUT_WAITING = 65536
 
-cdef enum:
-    # _recv_some's results besides a byte count (0 is end of file).
-    WOULD_BLOCK = -2    # a non-blocking socket (timeout 0.0) had no data
-    TIMED_OUT = -3      # the socket's timeout passed first
 
 cdef object _io_unsupported = _io_module.UnsupportedOperation
 # Python 3.8 and 3.9 reject a float size with a message of its own.
@@ -209,20 +205,6 @@ cdef class SocketReader:
     would have to wait longer raises socket.timeout, as the socket's own
     timeout does, and the reader is then done, as after that one.
     """
-    cdef object _sock
-    cdef char *_buf
-    cdef Py_ssize_t _size          # bytes allocated at _buf
-    cdef Py_ssize_t _pos, _end     # unread data is _buf[_pos:_end]
-    cdef Py_ssize_t _chunk         # one refill's size
-    cdef Py_ssize_t _keep          # a bigger empty buffer is given back
-    # _closed, _timed_out, _deadline and _owner are also read without the
-    # lock (a property, a fast path): always through atomics.
-    cdef int _closed
-    cdef int _timed_out            # makefile()'s reader refuses to go on
-    cdef double _deadline          # a _now() time; negative for none
-    cdef PyThread_type_lock _lock  # one reading thread at a time
-    cdef unsigned long _owner
-    cdef object __weakref__
 
     def __cinit__(self, sock, Py_ssize_t buffer_size=DEFAULT_CHUNK):
         # Until fully built: close() has nothing to do.
@@ -680,9 +662,9 @@ cdef class SocketReader:
 def socket_writer_write(self, data):
     """_SocketWriter.write in C: send all of data; return its length.
 
-    Bound as the write() method of csockserver._engine.streams' compiled writer, a
-    subclass of _SocketWriter, which keeps everything else of it (closing,
-    flush(), the io.BufferedIOBase behaviour) exactly as it is.
+    Bound as the write() method of csockserver._engine.streams' compiled
+    writer, a subclass of _SocketWriter, which keeps everything else of it
+    (closing, flush(), the io.BufferedIOBase behaviour) exactly as it is.
     """
     cdef Py_buffer view
     sock = self._sock

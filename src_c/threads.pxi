@@ -9,44 +9,10 @@
 # server_close()'s part is shared with the pure engine (_engine.workers).
 
 
-cdef struct Worker:
-    char *buffer            # datagram buffer (crews on a datagram socket)
-    Py_ssize_t buffer_size
-    # What the last take got: an accepted fd, or a datagram's length.
-    int fd
-    ssize_t received
-    sockaddr_storage addr
-    socklen_t length
-
-
 cdef class WorkerPool:
     """Worker threads serving one server: from a queue, and, for a crew of
     leader/followers, from the listening socket itself.  Used once:
     started, stopped, dropped."""
-    cdef object server
-    cdef HookPlan plan
-    cdef ListenSocket listener      # a crew's socket, or None
-    cdef object plan_socket
-    cdef int take_kind              # ACCEPT or RECVFROM for a crew
-    cdef int listener_fd
-    cdef dict workers               # _engine.workers.workers_of(server)
-    cdef object queue
-    cdef object room                # Condition, only with max_queued
-    cdef Py_ssize_t max_threads, max_queued     # -1: no limit
-    cdef int idle_ms                # -1: never retire
-    # Guarded by `lock`: plan (copied out per request), the counters, the
-    # stopping flag, and the fds' closing (closed only once no worker is
-    # live, so a live worker uses them without the lock).
-    cdef cython.pymutex lock
-    cdef int live, waiting, signalled
-    # Workers started that have not waited yet: a lonely worker does not
-    # start another while one is on its way (without a GIL, takes come
-    # faster than a thread starts, and each would start one more).
-    cdef int starting
-    cdef bint stopping
-    cdef int stop_fd, work_fd       # eventfds; stop is never drained
-    cdef int epoll_fd               # shared by the workers, see _pure.threads
-    cdef object __weakref__         # for _engine.exit.retire_at_exit()
 
     def __cinit__(self):
         self.stop_fd = -1
@@ -237,7 +203,7 @@ cdef class WorkerPool:
                     plan = self.plan   # submit() may set a new one meanwhile
                 try:
                     survived = run_request(self.server, &plan,
-                                              item[0], item[1])
+                                           item[0], item[1])
                 finally:
                     self.workers[me] = False
                 item = None
@@ -245,7 +211,8 @@ cdef class WorkerPool:
                     break
         finally:
             free(w.buffer)
-            self.workers[me] = False    # retiring: see _engine.workers.workers_of()
+            # Retiring: see _engine.workers.workers_of().
+            self.workers[me] = False
             self.retire_worker(fresh)
 
     cdef object next_request(self, Worker *w, bint *fresh):
@@ -411,7 +378,7 @@ cdef Py_ssize_t _limit(value) except -2:
 
 
 cdef bint run_request(object server, HookPlan *p, object request,
-                         object client_address) except -1:
+                      object client_address) except -1:
     """Run one request as socketserver's request thread does.
 
     Returns False when an exception escaped the request: it is reported
@@ -422,7 +389,7 @@ cdef bint run_request(object server, HookPlan *p, object request,
     try:
         if p.proxy_protocol and reads_header_later(p):
             client_address = client_address_of(server, p, request,
-                                             client_address)
+                                               client_address)
             if client_address is None:
                 shutdown_request(server, p, request)
                 return True
@@ -504,7 +471,8 @@ cdef int wait_for_stop(object server, Waker waker) except -1:
     return 0
 
 
-cdef int serve_forever_on_workers(object server, object plan, Waker waker) except -1:
+cdef int serve_forever_on_workers(object server, object plan,
+                                  Waker waker) except -1:
     """serve_forever() for a leader/followers crew (see _pure.threads)."""
     sock = plan.socket
     cdef WorkerPool crew = WorkerPool(server, plan, sock)

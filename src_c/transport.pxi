@@ -37,10 +37,6 @@ cdef object _address(sockaddr_storage *addr, socklen_t length):
 
 cdef class ListenSocket:
     """What the engine needs of a listening socket, read once per loop."""
-    cdef object sock
-    cdef object family, type, proto
-    cdef int fd
-    cdef bint nonblocking
 
     def __cinit__(self, sock):
         self.sock = sock

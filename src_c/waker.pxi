@@ -12,8 +12,6 @@ cdef class Waker:
     Python code runs while the mutex is held, so a signal handler calling
     wake() cannot find it held by its own thread.
     """
-    cdef cython.pymutex lock
-    cdef int fd
 
     def __cinit__(self):
         self.fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
