@@ -44,3 +44,6 @@ cdef int handle_one(object server, HookPlan *p, object request,
 cdef int take_request(object server, HookPlan *p, object sock) except -2
 cdef int _handle_accepted(object server, HookPlan *p, ListenSocket listener,
                           Accepted *conn) except -1
+
+cdef int serve_polling(object server, object plan, int fd,
+                       object poll_interval, Waker waker) except -1

@@ -1,7 +1,10 @@
-# The serving loops: serve_forever() and handle_request().  They wait in
-# poll() with the GIL released, on the server's fd and (for serve_forever)
-# the waker's, and take several ready connections or datagrams per wake-up
-# when the stock get_request is in use.  Each request then goes through
+# The serving loops: serve_forever() and handle_request().  serve_forever()
+# is where every dispatch mode starts: a ThreadingMixIn server with stock
+# hooks goes to its crew of workers (threads.pxi), any other to
+# serve_polling.  The loops here wait in poll() with the GIL released, on
+# the server's fd and (for serve_forever) the waker's, and take several
+# ready connections or datagrams per wake-up when the stock get_request is
+# in use.  Each request then goes through
 # handle_one: its PROXY header if the server takes one (proxy.pxi, which
 # says when that is read later, where the request runs), verify_request,
 # then process_request, which runs it in place (requests.pxi), on a worker
@@ -191,7 +194,24 @@ cdef int _handle_accepted(object server, HookPlan *p, ListenSocket listener,
 
 
 def serve_forever(server, plan, int fd, poll_interval, Waker waker):
-    """Serve until the server's stop flag is set; the caller resets it."""
+    """Serve until the server's stop flag is set; the caller resets it.
+
+    Every dispatch mode starts here.  A ThreadingMixIn server whose hooks
+    are all stock is served by its crew of workers, which take requests
+    off the socket themselves (threads.pxi); every other server by
+    serve_polling.
+    """
+    cdef HookPlan p = _read_plan(plan)
+    if leads_on_workers(&p, plan.socket):
+        serve_forever_on_workers(server, plan, waker)
+    else:
+        serve_polling(server, plan, fd, poll_interval, waker)
+
+
+cdef int serve_polling(object server, object plan, int fd,
+                       object poll_interval, Waker waker) except -1:
+    """The poll loop: wait for the socket (or the waker, or children),
+    take what is ready and run it through handle_one."""
     cdef _Loop loop = _Loop()
     cdef pollfd fds[3]
     cdef int n, err, count, failed, nfds = 2
@@ -206,9 +226,6 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
     loop.server = server
     loop.plan = _read_plan(plan)
     loop.plan_socket = plan.socket
-    if leads_on_workers(&loop.plan, plan.socket):
-        serve_forever_on_workers(server, plan, waker)
-        return
     # ForkingMixIn's children are reaped as their pidfds fire; without
     # pidfds, by its service_actions every poll_interval.
     if loop.plan.collect_children == REAP_OWN:
@@ -339,6 +356,7 @@ def serve_forever(server, plan, int fd, poll_interval, Waker waker):
                 _children.collect_children(server)
         finally:
             loop.close_pending()
+    return 0
 
 
 def handle_request(server, plan, int fd, timeout):

@@ -1,11 +1,12 @@
 """The serving loops in plain Python: the twin of ``src_c/loop.pxi``.
 
-``serve_forever`` and ``handle_request`` wait in poll() on the server's fd
-(and the waker's), then take one request (``take_request``) and run it
-through verify_request and process_request (``handle_one``), which hands it
-to this thread, a worker thread or a child.  A serve_forever() whose hooks
-are all stock on a ThreadingMixIn server instead lets the workers take the
-requests themselves (``threads.serve_forever_on_workers``).
+``serve_forever`` is where every dispatch mode starts: a ThreadingMixIn
+server whose hooks are all stock lets its workers take the requests
+themselves (``threads.serve_forever_on_workers``); any other is served by
+``serve_polling``.  It and ``handle_request`` wait in poll() on the
+server's fd (and the waker's), then take one request (``take_request``)
+and run it through verify_request and process_request (``handle_one``),
+which hands it to this thread, a worker thread or a child.
 """
 
 import select
@@ -22,10 +23,22 @@ _POLL_READY = select.POLLIN | select.POLLPRI
 
 
 def serve_forever(server, plan, fd, poll_interval, waker):
-    """Serve until the server's stop flag is set; the caller resets it."""
+    """Serve until the server's stop flag is set; the caller resets it.
+
+    Every dispatch mode starts here.  A ThreadingMixIn server whose hooks
+    are all stock is served by its crew of workers, which take requests
+    off the socket themselves (``threads``); every other server by
+    serve_polling.
+    """
     if threads.leads_on_workers(plan):
         threads.serve_forever_on_workers(server, plan, waker)
-        return
+    else:
+        serve_polling(server, plan, fd, poll_interval, waker)
+
+
+def serve_polling(server, plan, fd, poll_interval, waker):
+    """The poll loop: wait for the socket (or the waker, or children),
+    take what is ready and run it through handle_one."""
     poller = select.poll()
     poller.register(fd, _POLL_READY)
     poller.register(waker.fileno(), select.POLLIN)
