@@ -20,6 +20,7 @@ import time
 import pytest
 
 import csockserver
+from tests.support import procs
 from tests.support.clients import recv_line, stream_client
 from tests.support.env import JOIN_TIMEOUT, needs_fork
 from tests.support.servers import (ServerThread, handle_request, run_bounded,
@@ -40,13 +41,8 @@ PIDFDS = (csockserver.IMPLEMENTATION == "cython"
 def child_state(pid):
     """The /proc state letter of *pid* while it is a child of this process
     ("Z" for a zombie), or None once it is gone (reaped)."""
-    try:
-        with open("/proc/%d/stat" % pid) as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    state, ppid = fields[0], int(fields[1])
-    return state if ppid == os.getpid() else None
+    found = procs.stat(pid)
+    return found.state if found and found.ppid == os.getpid() else None
 
 
 def children(pids):

@@ -13,6 +13,7 @@ import pytest
 import csockserver
 from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
                                needs_fork)
+from tests.support.procs import exists
 from tests.support.servers import serving, wait_for
 
 pytestmark = needs_fork
@@ -29,14 +30,6 @@ def ask_pid(server):
     with socket.create_connection(server.server_address,
                                   timeout=CLIENT_TIMEOUT) as sock:
         return int(sock.makefile("rb").readline())
-
-
-def is_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def prefork_server(processes=2, bases=(csockserver.PreforkTCPServer,)):
@@ -64,7 +57,7 @@ def test_shutdown_ends_every_worker():
         workers = set(server.worker_pids)
         ask_pid(server)
         runner.shutdown()
-        assert not any(is_alive(pid) for pid in workers)
+        assert not any(exists(pid) for pid in workers)
         assert server.worker_pids == frozenset()
     finally:
         runner.stop()
@@ -110,7 +103,7 @@ def test_shutdown_kills_a_worker_stuck_before_it_serves():
         started = time.monotonic()
         runner.shutdown()
         assert time.monotonic() - started < 5.0
-        assert not any(is_alive(pid) for pid in workers)
+        assert not any(exists(pid) for pid in workers)
     finally:
         runner.stop()
 
@@ -197,7 +190,7 @@ def test_sigterm_to_the_parent_ends_every_worker_and_the_parent():
         parent.send_signal(signal.SIGTERM)
         assert parent.stdout.readline().strip() == "returned"
         assert parent.wait(JOIN_TIMEOUT) == 0
-        assert not any(is_alive(pid) for pid in workers)
+        assert not any(exists(pid) for pid in workers)
     finally:
         if parent.poll() is None:
             parent.kill()

@@ -18,8 +18,9 @@ import pytest
 
 from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
                                needs_fork)
-from tests.support.prefork import (Supervised, ask, is_running, port_is_free,
+from tests.support.prefork import (Supervised, ask, port_is_free,
                                    start_sleeping)
+from tests.support.procs import is_running
 from tests.support.servers import wait_for
 
 pytestmark = needs_fork

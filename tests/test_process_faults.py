@@ -4,6 +4,7 @@ ForkingMixIn's children killed, and a signal that lands on a worker's
 helper thread.  Clients count every request that failed.
 """
 
+import inspect
 import os
 import random
 import signal
@@ -16,9 +17,11 @@ import time
 import pytest
 
 import csockserver
+from tests.support import procs
 from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
                                needs_fork, other_pythons, pure_engine_env)
-from tests.support.prefork import Supervised, is_running
+from tests.support.prefork import Supervised
+from tests.support.procs import is_running
 from tests.support.servers import ServerThread, wait_for
 
 pytestmark = needs_fork
@@ -211,11 +214,6 @@ def test_shutdown_under_load_finishes_every_running_request(impl):
 
 # -- ForkingMixIn's children die ----------------------------------------------
 
-def zombie_or_alive(pid):
-    """Whether *pid* still has a process table entry (running or zombie)."""
-    return os.path.exists("/proc/%d" % pid)
-
-
 def test_killed_forking_children_are_reaped(impl):
     """Children SIGKILLed while their requests run, with other requests
     coming and going: each is reaped (no zombie left) and forgotten."""
@@ -239,9 +237,9 @@ def test_killed_forking_children_are_reaped(impl):
                 os.kill(pid, signal.SIGKILL)
                 killed.append(pid)
             load.wait_for_more(20)
-            assert wait_for(lambda: not any(map(zombie_or_alive, killed)),
+            assert wait_for(lambda: not any(map(procs.exists, killed)),
                             timeout=JOIN_TIMEOUT), [
-                pid for pid in killed if zombie_or_alive(pid)]
+                pid for pid in killed if procs.exists(pid)]
         assert not set(server.active_children or ()) & set(killed)
         assert load.failed == []
     finally:
@@ -252,7 +250,9 @@ def test_killed_forking_children_are_reaped(impl):
 
 # -- a signal caught on a worker's helper thread ------------------------------
 
-HELPER_THREAD_SIGNAL = textwrap.dedent("""
+# The child runs on other interpreters too, with nothing of this tree on
+# its path but the package: it is given procs' source, for is_running().
+HELPER_THREAD_SIGNAL = inspect.getsource(procs) + textwrap.dedent("""
     import ctypes, os, signal, socket, sys, threading, time
     import csockserver
 
@@ -278,14 +278,6 @@ HELPER_THREAD_SIGNAL = textwrap.dedent("""
         return [int(tid) for tid in os.listdir("/proc/%d/task" % pid)
                 if int(tid) != pid and takes_sigterm(pid, int(tid))]
 
-    def running(pid):
-        try:
-            with open("/proc/%d/stat" % pid) as stat:
-                state = stat.read().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, ProcessLookupError):
-            return False
-        return state not in ("Z", "X")
-
     tgkill = getattr(ctypes.CDLL(None, use_errno=True), "tgkill", None)
     if tgkill is None:
         print("skip no tgkill() in this libc")
@@ -303,10 +295,10 @@ HELPER_THREAD_SIGNAL = textwrap.dedent("""
         time.sleep(0.01)
     sent = time.monotonic()
     assert tgkill(worker, helper_threads(worker)[0], signal.SIGTERM) == 0
-    while running(worker) and time.monotonic() - sent < 5:
+    while is_running(worker) and time.monotonic() - sent < 5:
         time.sleep(0.01)
     print(csockserver.IMPLEMENTATION,
-          "running" if running(worker) else "exited",
+          "running" if is_running(worker) else "exited",
           time.monotonic() - sent)
     server.shutdown()
     serving.join(10)

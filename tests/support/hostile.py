@@ -13,7 +13,6 @@ one thread, and the normal client gets another.
 """
 
 import json
-import os
 import select
 import socket
 import subprocess
@@ -22,6 +21,7 @@ import textwrap
 import threading
 import time
 
+from tests.support import procs
 from tests.support.clients import reset_on_close
 from tests.support.env import CLIENT_TIMEOUT, PYTHON, REPO_ROOT, child_env
 
@@ -128,9 +128,6 @@ SERVER = textwrap.dedent("""
     server.serve_forever()
 """)
 
-HZ = os.sysconf("SC_CLK_TCK")
-
-
 class ServerProcess:
     """A server child, its port, and what /proc says about it."""
 
@@ -157,19 +154,13 @@ class ServerProcess:
 
     def cpu(self):
         """User + system CPU seconds of every thread so far."""
-        with open("/proc/%d/stat" % self.proc.pid) as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / HZ
+        return procs.cpu_seconds(self.proc.pid)
 
     def fds(self):
-        return len(os.listdir("/proc/%d/fd" % self.proc.pid))
+        return procs.count_fds(self.proc.pid)
 
     def status(self, key):
-        with open("/proc/%d/status" % self.proc.pid) as status:
-            for line in status:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-        raise KeyError(key)
+        return procs.status_field(self.proc.pid, key)
 
     def threads(self):
         return self.status("Threads")

@@ -167,18 +167,6 @@ class Supervised:
         self.close()
 
 
-def is_running(pid, pgid):
-    """Whether *pid* is a live (not zombie) member of process group pgid."""
-    try:
-        with open("/proc/%d/stat" % pid) as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        # Gone before the open, or (ESRCH) between the open and the read.
-        return False
-    state, pgrp = fields[0], int(fields[3])
-    return state not in ("Z", "X") and pgrp == pgid
-
-
 def port_is_free(port):
     """Nothing listens on 127.0.0.1:port: a connection is refused and the
     kernel lists no listening socket on it.  (A fresh bind may still fail:
