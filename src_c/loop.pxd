@@ -6,12 +6,12 @@ cdef enum:
     DATAGRAM_BATCH = 8         # datagrams taken per wake-up at most
     DATAGRAM_BATCH_BYTES = 262144
 
-cdef struct Accepted:
+cdef struct _Accepted:
     int fd
     socklen_t length
     sockaddr_storage addr
 
-cdef class DatagramBuffer:
+cdef class _DatagramBuffer:
     cdef char *data
     cdef Py_ssize_t slot
     cdef int slots
@@ -20,18 +20,18 @@ cdef class DatagramBuffer:
     cdef sockaddr_storage addresses[DATAGRAM_BATCH]
     cdef int fit(self, Py_ssize_t slot) except -1
 
-cdef int _accept_batch(int listen_fd, bint nonblocking, Accepted *out,
+cdef int _accept_batch(int listen_fd, bint nonblocking, _Accepted *out,
                        int limit, int *err) noexcept nogil
 
-cdef int _recv_batch(int fd, DatagramBuffer buf, int *err) noexcept nogil
+cdef int _recv_batch(int fd, _DatagramBuffer buf, int *err) noexcept nogil
 
 cdef class _Loop:
     cdef object server
     cdef object plan_socket
     cdef HookPlan plan
-    cdef ListenSocket listener     # set when connections are batched
-    cdef DatagramBuffer datagrams  # set when datagrams are batched
-    cdef Accepted conns[ACCEPT_BATCH]
+    cdef _ListenSocket listener     # set when connections are batched
+    cdef _DatagramBuffer datagrams  # set when datagrams are batched
+    cdef _Accepted conns[ACCEPT_BATCH]
     cdef int pending               # conns[0:pending] not yet handed over
     cdef int handle_accepted(self, int count) except -1
     cdef int handle_datagrams(self, int count) except -1
@@ -42,8 +42,8 @@ cdef int handle_one(object server, HookPlan *p, object request,
                     object client_address) except -1
 
 cdef int take_request(object server, HookPlan *p, object sock) except -2
-cdef int _handle_accepted(object server, HookPlan *p, ListenSocket listener,
-                          Accepted *conn) except -1
+cdef int _handle_accepted(object server, HookPlan *p, _ListenSocket listener,
+                          _Accepted *conn) except -1
 
 cdef int serve_polling(object server, object plan, int fd,
                        object poll_interval, Waker waker) except -1

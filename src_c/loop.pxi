@@ -12,7 +12,7 @@
 # csockserver/_pure/loop.py is the twin.
 
 
-cdef class DatagramBuffer:
+cdef class _DatagramBuffer:
     """Room for a batch of datagrams of up to max_packet_size bytes each."""
 
     cdef int fit(self, Py_ssize_t slot) except -1:
@@ -34,7 +34,7 @@ cdef class DatagramBuffer:
         free(self.data)
 
 
-cdef int _accept_batch(int listen_fd, bint nonblocking, Accepted *out,
+cdef int _accept_batch(int listen_fd, bint nonblocking, _Accepted *out,
                        int limit, int *err) noexcept nogil:
     """Accept up to *limit* pending connections; return how many."""
     cdef int count = 0
@@ -62,7 +62,7 @@ cdef int _accept_batch(int listen_fd, bint nonblocking, Accepted *out,
     return count
 
 
-cdef int _recv_batch(int fd, DatagramBuffer buf, int *err) noexcept nogil:
+cdef int _recv_batch(int fd, _DatagramBuffer buf, int *err) noexcept nogil:
     """Receive up to buf.slots waiting datagrams without blocking."""
     cdef int count = 0
     cdef ssize_t received
@@ -97,7 +97,7 @@ cdef class _Loop:
 
     cdef int handle_datagrams(self, int count) except -1:
         cdef int i
-        cdef DatagramBuffer buf = self.datagrams
+        cdef _DatagramBuffer buf = self.datagrams
         for i in range(count):
             if i > 0 and self.between_requests():
                 return 1
@@ -184,8 +184,8 @@ def handle_request_noblock(server, plan):
     take_request(server, &p, plan.socket)
 
 
-cdef int _handle_accepted(object server, HookPlan *p, ListenSocket listener,
-                          Accepted *conn) except -1:
+cdef int _handle_accepted(object server, HookPlan *p, _ListenSocket listener,
+                          _Accepted *conn) except -1:
     """Wrap a connection accept4() took and run it through handle_one."""
     cdef int fd = conn.fd
     conn.fd = -1  # wrap() owns it now, even if it fails
@@ -242,12 +242,12 @@ cdef int serve_polling(object server, object plan, int fd,
     if (loop.plan.handle_request_noblock == TAKE_ONE
             and plan.socket is not None):
         if loop.plan.get_request == ACCEPT:
-            loop.listener = ListenSocket(plan.socket)
+            loop.listener = _ListenSocket(plan.socket)
             loop.listener.read_blocking_mode()
             batch_accept = True
         elif loop.plan.get_request == RECVFROM:
-            loop.listener = ListenSocket(plan.socket)
-            loop.datagrams = DatagramBuffer()
+            loop.listener = _ListenSocket(plan.socket)
+            loop.datagrams = _DatagramBuffer()
     if calls_service_actions and poll_interval is not None:
         interval = max(0.0, float(poll_interval))
         deadline = _now() + interval
@@ -363,8 +363,8 @@ def handle_request(server, plan, int fd, timeout):
     """Wait up to *timeout* seconds for a request; handle it or time out."""
     cdef HookPlan p = _read_plan(plan)
     cdef pollfd pfd
-    cdef Accepted conn
-    cdef ListenSocket listener = None
+    cdef _Accepted conn
+    cdef _ListenSocket listener = None
     cdef int n, err, count = 0
     cdef double remaining = -1.0, deadline = 0.0
     cdef double cap = SIGNAL_CHECK_INTERVAL if in_main_thread() else -1.0
@@ -372,7 +372,7 @@ def handle_request(server, plan, int fd, timeout):
     if (p.handle_request_noblock == TAKE_ONE and p.get_request == ACCEPT
             and plan.socket is not None):
         # Accept in the same GIL release as the wait.
-        listener = ListenSocket(plan.socket)
+        listener = _ListenSocket(plan.socket)
     if has_timeout:
         remaining = float(timeout)
         deadline = _now() + remaining

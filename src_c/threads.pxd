@@ -1,7 +1,7 @@
 # The declarations of threads.pxi: what the fragments included after it may
 # use (see csockserver._cengine.pxd).
 
-cdef struct Worker:
+cdef struct _Worker:
     char *buffer            # datagram buffer (crews on a datagram socket)
     Py_ssize_t buffer_size
     # What the last take got: an accepted fd, or a datagram's length.
@@ -13,7 +13,7 @@ cdef struct Worker:
 cdef class WorkerPool:
     cdef object server
     cdef HookPlan plan
-    cdef ListenSocket listener      # a crew's socket, or None
+    cdef _ListenSocket listener      # a crew's socket, or None
     cdef object plan_socket
     cdef int take_kind              # ACCEPT or RECVFROM for a crew
     cdef int listener_fd
@@ -44,12 +44,12 @@ cdef class WorkerPool:
     cdef int start_worker(self) except -1
     cdef int spawn(self) except -1
     cdef void retire_worker(self, bint fresh) noexcept
-    cdef object next_request(self, Worker *w, bint *fresh)
+    cdef object next_request(self, _Worker *w, bint *fresh)
     cdef object take_queued(self)
-    cdef object wait_for_work(self, Worker *w, bint *timed_out, bint *woken)
-    cdef bint take(self, Worker *w, int *err) noexcept nogil
-    cdef int prepare_take(self, Worker *w) except -1
-    cdef object wrap_taken(self, Worker *w)
+    cdef object wait_for_work(self, _Worker *w, bint *timed_out, bint *woken)
+    cdef bint take(self, _Worker *w, int *err) noexcept nogil
+    cdef int prepare_take(self, _Worker *w) except -1
+    cdef object wrap_taken(self, _Worker *w)
     cdef void pause(self, int wait_ms) noexcept
 
 cdef Py_ssize_t _limit(value) except -2

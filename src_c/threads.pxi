@@ -32,7 +32,7 @@ cdef class WorkerPool:
         idle = server.thread_idle_timeout
         self.idle_ms = -1 if idle is None else millis(max(0.0, float(idle)))
         if listener_socket is not None:
-            self.listener = ListenSocket(listener_socket)
+            self.listener = _ListenSocket(listener_socket)
             self.listener_fd = self.listener.fd
             self.plan_socket = listener_socket
             self.take_kind = self.plan.get_request
@@ -187,7 +187,7 @@ cdef class WorkerPool:
     # "Thread-N (process_request_thread)".
     def process_request_thread(self):
         """A worker: run requests until stopped or idle for too long."""
-        cdef Worker w
+        cdef _Worker w
         cdef HookPlan plan
         cdef bint survived, fresh = True
         me = _current_thread()
@@ -215,7 +215,7 @@ cdef class WorkerPool:
             self.workers[me] = False
             self.retire_worker(fresh)
 
-    cdef object next_request(self, Worker *w, bint *fresh):
+    cdef object next_request(self, _Worker *w, bint *fresh):
         """The next (request, client_address) to run, or None to retire;
         *fresh* says whether this worker has yet to wait, once."""
         cdef bint timed_out, woken, grow, retire
@@ -272,7 +272,7 @@ cdef class WorkerPool:
                 self.room.notify()
         return item
 
-    cdef object wait_for_work(self, Worker *w, bint *timed_out, bint *woken):
+    cdef object wait_for_work(self, _Worker *w, bint *timed_out, bint *woken):
         """Wait for a queued request or a new one on the listener; None
         means look again.  *timed_out* says whether the wait expired,
         *woken* whether it consumed a queue wake-up."""
@@ -322,7 +322,7 @@ cdef class WorkerPool:
         # socketserver ignores a failed get_request.
         return None
 
-    cdef bint take(self, Worker *w, int *err) noexcept nogil:
+    cdef bint take(self, _Worker *w, int *err) noexcept nogil:
         """accept4() or recvfrom() without blocking; True if it got one."""
         w.length = sizeof(sockaddr_storage)
         memset(&w.addr, 0, sizeof(sockaddr_storage))
@@ -340,7 +340,7 @@ cdef class WorkerPool:
         err[0] = errno
         return False
 
-    cdef int prepare_take(self, Worker *w) except -1:
+    cdef int prepare_take(self, _Worker *w) except -1:
         """Size the datagram buffer to max_packet_size as it is now."""
         cdef Py_ssize_t size
         if self.take_kind != RECVFROM:
@@ -355,7 +355,7 @@ cdef class WorkerPool:
                 raise MemoryError()
         return 0
 
-    cdef object wrap_taken(self, Worker *w):
+    cdef object wrap_taken(self, _Worker *w):
         """(request, client_address) for what take() got."""
         if self.take_kind == ACCEPT:
             return self.listener.wrap(w.fd, &w.addr, w.length)

@@ -3,7 +3,7 @@
 
 cdef object _address(sockaddr_storage *addr, socklen_t length)
 
-cdef class ListenSocket:
+cdef class _ListenSocket:
     cdef object sock
     cdef object family, type, proto
     cdef int fd
@@ -11,4 +11,4 @@ cdef class ListenSocket:
     cdef int read_blocking_mode(self) except -1
     cdef object wrap(self, int fd, sockaddr_storage *addr, socklen_t length)
 
-cdef object _accept_blocking(ListenSocket listener)
+cdef object _accept_blocking(_ListenSocket listener)

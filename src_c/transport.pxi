@@ -35,7 +35,7 @@ cdef object _address(sockaddr_storage *addr, socklen_t length):
     raise OSError("unsupported address family %d" % family)
 
 
-cdef class ListenSocket:
+cdef class _ListenSocket:
     """What the engine needs of a listening socket, read once per loop."""
 
     def __cinit__(self, sock):
@@ -64,7 +64,7 @@ cdef class ListenSocket:
         return conn, _address(addr, length)
 
 
-cdef object _accept_blocking(ListenSocket listener):
+cdef object _accept_blocking(_ListenSocket listener):
     """accept4() with the GIL released, retrying on EINTR like CPython."""
     cdef sockaddr_storage addr
     cdef socklen_t length
@@ -86,7 +86,7 @@ def accept(sock):
     """Accept one connection on *sock*: ``(socket.socket, address)``."""
     if not _engine_drives(sock):
         return sock.accept()
-    return _accept_blocking(ListenSocket(sock))
+    return _accept_blocking(_ListenSocket(sock))
 
 
 def recvfrom(sock, Py_ssize_t size):
