@@ -45,7 +45,7 @@ lint:             ## ruff over the Python files, cython-lint over src_c/ (second
 	$(PYTHON) -m ruff check .
 	cython-lint src_c/*.pyx src_c/*.pxi src_c/*.pxd src_c/includes/*.pxd
 
-typing:           ## mypy --strict on the docs' examples and tests/test_typed_usage.py; stubtest (~1 min)
+typing:           ## mypy --strict on the docs' examples and tests/conformance/test_typed_usage.py; stubtest (~1 min)
 	$(PYTHON) tools/check_typing.py
 
 wheels:           ## dist/: the sdist and a manylinux wheel per CPython 3.8+ (pyenv's, and 3.14/3.15 from tools/pythons.py; ~15 min)

@@ -6,7 +6,7 @@
 (also ``python -m bench.hostile``, with the same options).  About a minute;
 the table goes to stdout and to ``--out`` (default build/bench/hostile.md).
 
-Runs the scenarios of tests/test_hostile_clients.py (the same code:
+Runs the scenarios of tests/reliability/test_hostile_clients.py (the same code:
 tests/support/hostile.py) against a server child built on socketserver
 (or http.server) and one built on csockserver (or csockserver.http), one
 after the other, and prints a markdown table.  Each cell says what

@@ -8,7 +8,7 @@ Three steps, each with mypy from the running interpreter
 
 readme     every ```python block of README.md and docs/*.md, as its own
            module, passes ``mypy --strict``;
-usage      tests/test_typed_usage.py passes ``mypy --strict``;
+usage      tests/conformance/test_typed_usage.py passes ``mypy --strict``;
 stubtest   ``python -m mypy.stubtest csockserver`` finds the stubs
            (``__init__.pyi``, ``http.pyi``) true to the runtime.
 
@@ -36,7 +36,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = os.path.join(ROOT, "README.md")
 DOCUMENTS = [README] + sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))
-USAGE = os.path.join(ROOT, "tests", "test_typed_usage.py")
+USAGE = os.path.join(ROOT, "tests", "conformance", "test_typed_usage.py")
 ALLOWLIST = os.path.join(ROOT, "tools", "stubtest-allowlist.txt")
 STUB_FILES = ("__init__.pyi", "http.pyi", "py.typed")
 

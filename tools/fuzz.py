@@ -1,14 +1,14 @@
 """``make fuzz``: the differential fuzz of SocketReader, run long.
 
-Runs the ``fuzz``-marked tests of tests/test_stream_fuzz.py on the compiled
-engine with CSOCKSERVER_FUZZ_EXAMPLES set to --examples (per socket kind)
-and a seed (random unless --seed is given, printed either way), then prints
-what ran: examples compared, pairs run again after a stalled peer, examples
-dropped, findings (distinct failures hypothesis reported), how soon the
-first one came, and the time.  On stderr it says up front about how long
-the run will take, and as it goes which test runs (one per socket kind and
-kind of comparison), how many of its examples are done and about how long
-is left.
+Runs the ``fuzz``-marked tests of tests/streams/test_stream_fuzz.py on the
+compiled engine with CSOCKSERVER_FUZZ_EXAMPLES set to --examples (per socket
+kind) and a seed (random unless --seed is given, printed either way), then
+prints what ran: examples compared, pairs run again after a stalled peer,
+examples dropped, findings (distinct failures hypothesis reported), how
+soon the first one came, and the time.  On stderr it says up front about
+how long the run will take, and as it goes which test runs (one per socket
+kind and kind of comparison), how many of its examples are done and about
+how long is left.
 Exits 1 on any finding.  Arguments after ``--`` go to pytest.
 
     python tools/fuzz.py --examples 5000
@@ -29,7 +29,7 @@ import time
 import xml.etree.ElementTree as ElementTree
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MODULE = "tests/test_stream_fuzz.py"
+MODULE = "tests/streams/test_stream_fuzz.py"
 # How long one test (one socket kind) may take, per example: far above the
 # few milliseconds an example takes, so that only a hang trips it.
 SECONDS_PER_EXAMPLE = 0.5

@@ -60,16 +60,16 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # server family, the robustness cases, the PROXY protocol parser and the
 # deadlines (which the reader and the serve loop enforce).
 TESTS = [
-    "tests/test_stream_reader.py",
-    "tests/test_stream_fuzz.py",
-    "tests/test_stream_writer.py",
-    "tests/test_handler_files.py",
-    "tests/test_threading_dispatch.py",
-    "tests/test_forking_dispatch.py",
-    "tests/test_families.py",
-    "tests/test_robustness.py",
-    "tests/test_proxy_protocol.py",
-    "tests/test_deadlines.py",
+    "tests/streams/test_stream_reader.py",
+    "tests/streams/test_stream_fuzz.py",
+    "tests/streams/test_stream_writer.py",
+    "tests/streams/test_handler_files.py",
+    "tests/engine/test_threading_dispatch.py",
+    "tests/engine/test_forking_dispatch.py",
+    "tests/api/test_families.py",
+    "tests/reliability/test_robustness.py",
+    "tests/features/test_proxy_protocol.py",
+    "tests/features/test_deadlines.py",
 ]
 
 # halt_on_error: the first report ends the process (a test that went on

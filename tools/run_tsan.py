@@ -49,13 +49,13 @@ NAME = "3.13t-tsan"
 # dispatch modes, shutdown and server_close() races, the stream files,
 # and forking (also from a threaded server).
 TESTS = [
-    "tests/test_free_threading.py",
-    "tests/test_threading_dispatch.py",
-    "tests/test_shutdown.py",
-    "tests/test_stream_reader.py",
-    "tests/test_stream_writer.py",
-    "tests/test_handler_files.py",
-    "tests/test_forking_dispatch.py",
+    "tests/reliability/test_free_threading.py",
+    "tests/engine/test_threading_dispatch.py",
+    "tests/reliability/test_shutdown.py",
+    "tests/streams/test_stream_reader.py",
+    "tests/streams/test_stream_writer.py",
+    "tests/streams/test_handler_files.py",
+    "tests/engine/test_forking_dispatch.py",
 ]
 # CI's bounded run: the stress tests.
 QUICK = TESTS[:1]
@@ -63,15 +63,18 @@ QUICK = TESTS[:1]
 # an instrumented interpreter (several times slower, a fork of it far more)
 # cannot keep: left out, each with why.
 TOO_SLOW_UNDER_TSAN = {
-    "tests/test_shutdown.py::test_ctrl_c_acted_on_when_the_wait_is_not_"
-    "interrupted": "a child must start serving within seconds",
-    "tests/test_forking_dispatch.py::test_no_zombies_after_200_requests":
+    "tests/reliability/test_shutdown.py::"
+    "test_ctrl_c_acted_on_when_the_wait_is_not_interrupted":
+    "a child must start serving within seconds",
+    "tests/engine/test_forking_dispatch.py::"
+    "test_no_zombies_after_200_requests":
     "200 forks of an instrumented process outlast its time limit",
-    "tests/test_forking_dispatch.py::test_max_children_respected":
+    "tests/engine/test_forking_dispatch.py::test_max_children_respected":
     "it needs forked children's sleeps to overlap in time",
-    "tests/test_threading_dispatch.py::test_idle_workers_retire_without_"
-    "server_close": "six idle workers must have exited within 2 s (under"
-    " ThreadSanitizer they had not, in 2 runs of 3)",
+    "tests/engine/test_threading_dispatch.py::"
+    "test_idle_workers_retire_without_server_close":
+    "six idle workers must have exited within 2 s (under ThreadSanitizer"
+    " they had not, in 2 runs of 3)",
 }
 TOOLS = ("pytest>=7", "pytest-timeout>=2", "hypothesis>=6",
          "Cython>=3.1,<4", "setuptools>=64")

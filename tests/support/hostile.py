@@ -2,8 +2,9 @@
 a handle on the child that reads its CPU time, fds, threads and memory from
 /proc, and one function per scenario that returns what it measured.
 
-tests/test_hostile_clients.py asserts on these figures; bench/hostile.py
-prints them for the standard library and csockserver side by side.
+tests/reliability/test_hostile_clients.py asserts on these figures;
+bench/hostile.py prints them for the standard library and csockserver side
+by side.
 
 The server runs in a child so that its RLIMIT_NOFILE can be lowered (fd
 exhaustion) without touching this process, and so that its CPU time, fds

@@ -17,8 +17,9 @@ import pytest
 import csockserver
 
 from tests.support.clients import recv_until_eof
+from tests.support.env import TREE
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = TREE
 IN_SOURCE_TREE = pytest.mark.skipif(
     not os.path.isdir(os.path.join(ROOT, "bench")),
     reason="bench/ is not beside these tests (an installed package under"

@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from tests.support.env import child_env
+from tests.support.env import TREE, child_env
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = TREE
 PACKAGE = os.path.join(ROOT, "csockserver")
 SRC_C = os.path.join(ROOT, "src_c")
 

@@ -22,10 +22,10 @@ import pytest
 import csockserver
 import csockserver.http as chttp
 
-from tests.support.env import CLIENT_TIMEOUT, JOIN_TIMEOUT
+from tests.support.env import CLIENT_TIMEOUT, JOIN_TIMEOUT, TREE
 from tests.support.servers import wait_for
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = TREE
 COMPILED = csockserver.IMPLEMENTATION == "cython"
 # http.server's -p/--protocol option arrived in Python 3.11.
 HAS_PROTOCOL_OPTION = sys.version_info >= (3, 11)

@@ -19,9 +19,9 @@ import pytest
 # the engine's own reading of the variables
 from csockserver._engine.selection import _flag
 from tests.run_cpython_suite import NO_TEST_PACKAGE, ROOT, SUITES
+from tests.support.env import TREE
 
-RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                      "run_cpython_suite.py")
+RUNNER = os.path.join(TREE, "tests", "run_cpython_suite.py")
 # Each suite takes well under a minute on either engine (test_xmlrpc, the
 # slowest, about 30 s): the bounds only stop a hung one.
 SUITE_TIMEOUT = 300

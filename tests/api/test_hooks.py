@@ -18,7 +18,7 @@ import pytest
 
 import csockserver
 from tests.support.clients import recv_until_eof, stream_client
-from tests.support.env import CLIENT_TIMEOUT
+from tests.support.env import CLIENT_TIMEOUT, TREE
 from tests.support.servers import (ServerThread, handle_request, run_bounded,
                                    wait_for)
 
@@ -468,8 +468,7 @@ def test_class_patched_before_first_use_is_called(module):
     # nothing was served before the patch.
     import os
     import subprocess
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    env = dict(os.environ, PYTHONPATH=root)
+    env = dict(os.environ, PYTHONPATH=TREE)
     run = subprocess.run(
         [sys.executable, "-c", PATCH_BEFORE_FIRST_USE, module],
         env=env, capture_output=True, text=True, timeout=30)

@@ -34,11 +34,11 @@ import subprocess
 import pytest
 
 from tests.support.clients import connect_when_listening, recv_line
-from tests.support.env import JOIN_TIMEOUT, PYTHON, child_env
+from tests.support.env import JOIN_TIMEOUT, PYTHON, TREE, child_env
 from tests.support.servers import socket_activated
 from tests.support.sockets import free_port
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = TREE
 DOCUMENTS = [os.path.join(ROOT, "README.md")] + sorted(
     glob.glob(os.path.join(ROOT, "docs", "*.md")))
 
@@ -307,8 +307,8 @@ def check_command(words):
         check_pip(words[1:])
     else:
         assert program in KNOWN_PROGRAMS, (
-            "%r: tests/test_docs.py does not know how to check this command"
-            % program)
+            "%r: tests/conformance/test_docs.py does not know how to check"
+            " this command" % program)
 
 
 @blocks_in("sh")

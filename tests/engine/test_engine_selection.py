@@ -6,7 +6,9 @@ import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.support.env import TREE
+
+ROOT = TREE
 # Importing with the compiled module blocked simulates a missing extension.
 BLOCK_EXTENSION = "import sys; sys.modules['csockserver._cengine'] = None; "
 

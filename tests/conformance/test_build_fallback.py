@@ -16,7 +16,9 @@ import sysconfig
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.support.env import TREE
+
+ROOT = TREE
 WITHOUT_ENGINE = "csockserver: building without the compiled engine ("
 ENGINE = "_cengine" + sysconfig.get_config_var("EXT_SUFFIX")
 
