@@ -29,8 +29,8 @@ pythons:          ## CPython 3.14, 3.15 and a free-threaded 3.13 from Debian (~3
 	$(PYTHON) tools/pythons.py ensure 3.14 3.15 3.13t
 
 conformance: build  ## CPython's own socketserver, http.server, xmlrpc and wsgiref tests, on each engine (~1 min)
-	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
-	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tests/run_cpython_suite.py
+	CSOCKSERVER_REQUIRE_EXTENSIONS=1 $(PYTHON) tools/run_cpython_suite.py
+	CSOCKSERVER_NO_EXTENSIONS=1 $(PYTHON) tools/run_cpython_suite.py
 
 asan:             ## the C paths' tests on an ASan+UBSan build; the ordinary build put back (~5 min)
 	$(PYTHON) tools/run_sanitized.py

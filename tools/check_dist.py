@@ -16,7 +16,7 @@ For each wheel, with the interpreter its tag names:
 4. the tests, from a copy of tests/ outside the source tree, against the
    installed package: in full (pytest, which includes CPython's own
    test_socketserver, test_httpservers, test_xmlrpc and test_wsgiref on both
-   engines), or only ``tests/run_cpython_suite.py`` on the compiled engine
+   engines), or only ``tools/run_cpython_suite.py`` on the compiled engine
    (the conformance run); in full, also ``tools/check_typing.py
    --installed`` (mypy --strict and stubtest on the installed stubs).
 
@@ -142,7 +142,7 @@ def check_installed(python, env, workdir, full):
         _release.run([python, os.path.join("tools", "check_typing.py"),
                       "--installed"], env=env, cwd=tree)
     else:
-        _release.run([python, os.path.join("tests", "run_cpython_suite.py")],
+        _release.run([python, os.path.join("tools", "run_cpython_suite.py")],
                      env=env, cwd=tree)
 
 

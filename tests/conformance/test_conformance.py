@@ -4,13 +4,14 @@ Each of CPython's test_socketserver, test_httpservers, test_xmlrpc and
 test_wsgiref runs with csockserver standing in for socketserver, once per
 engine, each in a process of its own (the engine is chosen at import time).
 The test modules come from the running interpreter's ``test`` package; see
-run_cpython_suite.py, which also refuses to run unless ``http.server``,
+tools/run_cpython_suite.py, which also refuses to run unless ``http.server``,
 ``xmlrpc.server`` and ``wsgiref.simple_server`` really were built on
 csockserver.
 """
 
 import functools
 import os
+import runpy
 import subprocess
 import sys
 
@@ -18,10 +19,14 @@ import pytest
 
 # the engine's own reading of the variables
 from csockserver._engine.selection import _flag
-from tests.run_cpython_suite import NO_TEST_PACKAGE, ROOT, SUITES
 from tests.support.env import TREE
 
-RUNNER = os.path.join(TREE, "tests", "run_cpython_suite.py")
+# A script of tools/, not a module of a package: its names are read from
+# the file (its main() runs only as a script).
+RUNNER = os.path.join(TREE, "tools", "run_cpython_suite.py")
+_runner = runpy.run_path(RUNNER)
+NO_TEST_PACKAGE, ROOT, SUITES = (_runner["NO_TEST_PACKAGE"], _runner["ROOT"],
+                                 _runner["SUITES"])
 # Each suite takes well under a minute on either engine (test_xmlrpc, the
 # slowest, about 30 s): the bounds only stop a hung one.
 SUITE_TIMEOUT = 300

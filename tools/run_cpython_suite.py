@@ -2,9 +2,9 @@
 
 Usage::
 
-    python tests/run_cpython_suite.py                  # every suite below
-    python tests/run_cpython_suite.py test.test_xmlrpc # just the named ones
-    python tests/run_cpython_suite.py --reference test.test_xmlrpc
+    python tools/run_cpython_suite.py                  # every suite below
+    python tools/run_cpython_suite.py test.test_xmlrpc # just the named ones
+    python tools/run_cpython_suite.py --reference test.test_xmlrpc
 
 The test modules come from the running interpreter's ``test`` package;
 nothing of them is copied here.  ``csockserver.install()`` runs first, and
