@@ -17,7 +17,8 @@ import tempfile
 import pytest
 
 import csockserver
-from tests.support.engines import IMPLS
+from csockserver._engine import selection
+from tests.support.engines import ENGINES, IMPLS, engine_params
 from tests.support.env import CLIENT_TIMEOUT, JOIN_TIMEOUT
 from tests.support.leaks import LeakCheck
 from tests.support.servers import ServerThread
@@ -50,6 +51,26 @@ def pytest_report_header(config):
 def impl(request):
     """The module under test: the stdlib's socketserver or csockserver."""
     return IMPLS[request.param]
+
+
+@pytest.fixture(params=engine_params())
+def engine(request, monkeypatch):
+    """The engine csockserver's servers run on in this test: "cython" (the
+    compiled ``csockserver._cengine``; skipped where it does not import)
+    or "python" (``csockserver._pure``), whichever one the package picked
+    at import.  Returns that module.
+
+    Sound because the shell looks the engine up at each call
+    (``csockserver._engine.selection.engine``), so this replaces it for
+    the test only.  Not switched: the handlers' ``rfile``/``wfile``, which
+    stay those of the engine chosen at import
+    (``csockserver._engine.streams`` picks them then), and
+    ``csockserver.IMPLEMENTATION``, which still names that engine.  A test
+    that depends on either (read deadlines, stream types) must not use it.
+    """
+    module = ENGINES[request.param]
+    monkeypatch.setattr(selection, "engine", module)
+    return module
 
 
 # -- serving ---------------------------------------------------------------

@@ -5,7 +5,9 @@ the call (name and the kinds of its arguments) and then calls super().  The
 same scenario runs against the stdlib and against csockserver, and the two
 recorded sequences must be equal.  Overriding hooks one at a time matters:
 csockserver runs stock hooks itself and calls Python only for the overridden
-ones, so every combination is a different path through its engine.
+ones, so every combination is a different path through its engine.  The
+csockserver side runs on each engine (the ``engine`` fixture), the
+compiled one and its pure-Python twin, in the same process.
 """
 
 import contextlib
@@ -201,7 +203,7 @@ def case_id(case):
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case_id(c) for c in CASES])
-def test_one_hook_overridden(case):
+def test_one_hook_overridden(case, engine):
     server_kind, hook, mode, variant = case
     expected = run_scenario(socketserver, server_kind, (hook,), mode, variant)
     actual = run_scenario(csockserver, server_kind, (hook,), mode, variant)
@@ -220,7 +222,7 @@ ALL_CASES = [(k, m, v)
 
 
 @pytest.mark.parametrize("server_kind,mode,variant", ALL_CASES)
-def test_all_hooks_overridden(server_kind, mode, variant):
+def test_all_hooks_overridden(server_kind, mode, variant, engine):
     hooks = [h for h in ALL_HOOKS if hasattr(getattr(
         socketserver, SERVER_CLASSES[server_kind]), h)]
     if server_kind == "threading":
@@ -231,7 +233,7 @@ def test_all_hooks_overridden(server_kind, mode, variant):
     assert len(expected[0]) >= 4
 
 
-def test_expected_sequence_for_plain_request():
+def test_expected_sequence_for_plain_request(engine):
     # The reference itself, spelled out once, so that a change in the
     # recorder cannot make every comparison vacuous.
     log, seen = run_scenario(csockserver, "tcp", ALL_HOOKS, "handle_request")
@@ -295,7 +297,7 @@ def run_instance_verify(impl, accept, mode):
 
 @pytest.mark.parametrize("mode", ["handle_request", "serve_forever"])
 @pytest.mark.parametrize("accept", [True, False], ids=["accept", "refuse"])
-def test_verify_request_on_instance(accept, mode):
+def test_verify_request_on_instance(accept, mode, engine):
     expected = run_instance_verify(socketserver, accept, mode)
     actual = run_instance_verify(csockserver, accept, mode)
     assert actual == expected

@@ -14,7 +14,9 @@ thread accepts and hands each request to a worker.  For the stdlib the two
 are the same loop.
 
 csockserver-only: the optional bounds max_threads and max_queued, and idle
-workers retiring after thread_idle_timeout.
+workers retiring after thread_idle_timeout.  The bounds, and which of the
+two paths a mode takes, are checked on each engine (the ``engine``
+fixture) in the same process.
 """
 
 import contextvars
@@ -449,7 +451,7 @@ def test_process_request_thread_override_called_per_request(impl, mode):
 
 # -- csockserver only: bounds and idle workers ------------------------------
 
-def test_modes_are_the_ones_tested(mode):
+def test_modes_are_the_ones_tested(mode, engine):
     """The "mode" fixture really selects csockserver's two dispatch paths
     (leader/followers on the listening socket, or handoff by the serving
     thread), or the tests above would test one path twice."""
@@ -464,7 +466,7 @@ def test_modes_are_the_ones_tested(mode):
         assert ("_csock_pool" in vars(server)) == (mode == "handoff")
 
 
-def test_max_threads_bounds_running_requests(mode):
+def test_max_threads_bounds_running_requests(mode, engine):
     """With max_threads=2, a third client connects but is answered only once
     one of two blocked requests finishes; all five are answered in the end."""
     tracker = Tracker()
@@ -504,7 +506,7 @@ def test_max_threads_bounds_running_requests(mode):
 
 
 @pytest.mark.parametrize("max_queued,held", [(None, 4), (1, 1), (2, 2)])
-def test_max_queued_stops_accepting(max_queued, held):
+def test_max_queued_stops_accepting(max_queued, held, engine):
     """With max_threads=1, a blocked request leaves at most max_queued
     accepted requests waiting: the server accepts no more until the queue
     has room (without max_queued it takes them all)."""
