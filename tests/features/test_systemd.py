@@ -708,15 +708,15 @@ def test_prefork_reload_says_reloading_then_ready(unix_path, tmp_path):
     address = listener.getsockname()
     proc = launch([listener], r"""
 import time
-from csockserver import _prefork
+from csockserver._prefork.link import Link
 
 # Once the test makes the file, a new worker takes 0.5 s to serve.
-tell = _prefork._Link.tell
+tell = Link.tell
 def slow_tell(link, message):
-    if message == _prefork._Link.READY and os.path.exists(sys.argv[1]):
+    if message == Link.READY and os.path.exists(sys.argv[1]):
         time.sleep(0.5)
     tell(link, message)
-_prefork._Link.tell = slow_tell
+Link.tell = slow_tell
 
 class Pid(csockserver.StreamRequestHandler):
     def handle(self):

@@ -30,20 +30,26 @@ SUPERVISOR = textwrap.dedent("""
     # Supervised.dump_stacks(): every thread's stack on stderr, also in the
     # workers (a C-level handler: forked with them, and not reset there).
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    from csockserver import _prefork
+    from csockserver._prefork import supervisor, worker
+
+    def replace(module, name, value):
+        # An AttributeError, not a silent no-op, once the name moves.
+        getattr(module, name)
+        setattr(module, name, value)
 
     config = json.loads(sys.argv[1])
     if config.pop("no_pdeathsig", False):
-        _prefork._find_prctl = lambda: None   # the watcher thread alone
+        # the watcher thread alone
+        replace(supervisor, "_find_prctl", lambda: None)
     slow_start = config.pop("slow_start", 0)
     if slow_start:
         # Each worker waits first thing after fork(), with the signals it
         # handles still held and its handlers not yet set.
-        die_with_parent = _prefork._die_with_parent
+        die_with_parent = worker._die_with_parent
         def waiting_first(*args):
             time.sleep(slow_start)
             die_with_parent(*args)
-        _prefork._die_with_parent = waiting_first
+        replace(worker, "_die_with_parent", waiting_first)
 
     class Handler(csockserver.StreamRequestHandler):
         def handle(self):
