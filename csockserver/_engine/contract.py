@@ -2,9 +2,9 @@
 
 Two engines implement it: the compiled ``csockserver._cengine`` (built from
 ``src_c/``) and the pure-Python ``csockserver._pure``.  ``selection``
-picks one; the API classes in ``_socketserver`` and ``_prefork`` call nothing
-else of it.  ``tests/test_engine_contract.py`` checks that both export
-exactly the names below, with the same parameters.
+picks one; the API classes in ``_socketserver`` and ``_prefork`` call
+nothing else of it.  ``tests/engine/test_engine_contract.py`` checks that
+both export exactly the names below, with the same parameters.
 
 Every call takes the server object itself.  *plan* is a ``plan.Plan``:
 which hooks are still the stock ones, so that the engine runs those itself

@@ -8,6 +8,7 @@ running servers' private state is checked on the engine the package runs.
 import importlib
 import inspect
 import socket
+import subprocess
 
 import pytest
 
@@ -16,7 +17,7 @@ from csockserver._engine import contract as _contract, plan as _plan
 from csockserver._engine.selection import _flag
 
 from tests.support.clients import recv_until_eof, stream_client
-from tests.support.env import CLIENT_TIMEOUT
+from tests.support.env import CLIENT_TIMEOUT, PYTHON, child_env
 from tests.support.servers import ServerThread
 
 
@@ -145,3 +146,33 @@ def test_engine_keeps_only_the_declared_state_on_the_server(server_class):
                  if name.startswith("_csock_")}
     # The shell's own (the running loop's waker) aside, only declared names.
     assert added - {_contract.WAKER} <= set(_contract.ENGINE_STATE)
+
+
+@pytest.mark.parametrize("change, refused", [
+    pytest.param("pass", False, id="unchanged"),
+    pytest.param("csockserver._engine.plan.FIELDS += ('extra',)", True,
+                 id="plan-fields"),
+    pytest.param("csockserver._proxy.V1_MAX = 108", True,
+                 id="proxy-constants"),
+    pytest.param("csockserver._proxy.V2_SIGNATURE = b'x' * 12", True,
+                 id="proxy-signature"),
+])
+def test_the_compiled_engine_refuses_to_load_against_other_tables(change,
+                                                                  refused):
+    """C copies of the plan's table and of the PROXY constants are checked
+    at import: an extension built against other ones does not load."""
+    _load("csockserver._cengine")   # skips where it is not built
+    probe = ("import csockserver._engine.plan, csockserver._proxy\n"
+             + change + "\n"
+             "try:\n"
+             "    import csockserver._cengine\n"
+             "except ImportError as exc:\n"
+             "    print(exc)\n")
+    env = child_env()
+    # The package picks the pure engine, so that nothing imports the
+    # compiled one before the probe has changed the tables.
+    env["CSOCKSERVER_NO_EXTENSIONS"] = "1"
+    done = subprocess.run([PYTHON, "-c", probe], env=env, timeout=60,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert ("rebuild the extension" in done.stdout) is refused, done.stdout
