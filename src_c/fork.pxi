@@ -26,6 +26,8 @@ def fork_process():
     return _fork()
 
 
+# Its fields (and the lock guarding each shared one) are declared in
+# fork.pxd.
 cdef class Reaper:
     """pidfds of one server's children, in an epoll set the loop can watch.
 

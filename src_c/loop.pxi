@@ -12,6 +12,8 @@
 # csockserver/_pure/loop.py is the twin.
 
 
+# Its fields (and the lock guarding each shared one) are declared in
+# loop.pxd.
 cdef class _DatagramBuffer:
     """Room for a batch of datagrams of up to max_packet_size bytes each."""
 
@@ -82,6 +84,8 @@ cdef int _recv_batch(int fd, _DatagramBuffer buf, int *err) noexcept nogil:
     return count
 
 
+# Its fields (and the lock guarding each shared one) are declared in
+# loop.pxd.
 cdef class _Loop:
     """serve_forever()'s state for one call: the plan and what it drives."""
 

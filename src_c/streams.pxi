@@ -191,6 +191,8 @@ cdef inline Py_ssize_t _size_argument(object size) except? -2:
     return PyNumber_Index(size)
 
 
+# Its fields (and the lock guarding each shared one) are declared in
+# streams.pxd.
 cdef class SocketReader:
     """A buffered binary reader over a connected socket.
 

@@ -9,6 +9,8 @@
 # server_close()'s part is shared with the pure engine (_engine.workers).
 
 
+# Its fields (and the lock guarding each shared one) are declared in
+# threads.pxd.
 cdef class WorkerPool:
     """Worker threads serving one server: from a queue, and, for a crew of
     leader/followers, from the listening socket itself.  Used once:

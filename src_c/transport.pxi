@@ -35,6 +35,8 @@ cdef object _address(sockaddr_storage *addr, socklen_t length):
     raise OSError("unsupported address family %d" % family)
 
 
+# Its fields (and the lock guarding each shared one) are declared in
+# transport.pxd.
 cdef class _ListenSocket:
     """What the engine needs of a listening socket, read once per loop."""
 

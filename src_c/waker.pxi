@@ -3,6 +3,8 @@
 # PreforkMixIn's supervisor each wait on one.
 # csockserver/_pure/waker.py is the twin.
 
+# Its fields (and the lock guarding each shared one) are declared in
+# waker.pxd.
 cdef class Waker:
     """An eventfd that lets another thread interrupt the serving loop.
 
