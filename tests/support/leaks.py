@@ -3,11 +3,18 @@ before a test and compared after it, waiting a little for what a finished
 thread or the collector gives back.
 """
 
+import ctypes  # noqa: F401  (for its lasting fd: see below)
 import gc
 import os
 import re
 import threading
 import time
+
+# Importing ctypes opens an fd that lasts as long as the process, where
+# libffi 3.4 or later maps its trampolines from its own file (Debian's
+# CPython 3.14 and 3.15).  A prefork supervisor imports ctypes the first
+# time it serves (to find prctl); imported here, before any snapshot, that
+# fd is in every leak check's baseline, whichever test serves first.
 
 
 def _sanitizer_log_prefix():
