@@ -35,6 +35,8 @@ from tests.support.env import (CLIENT_TIMEOUT, JOIN_TIMEOUT, PYTHON, child_env,
 from tests.support.servers import serving, socket_activated, wait_for
 from tests.support.sockets import free_port
 
+# <asm-generic/socket.h>; Python's socket module does not name it.
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 SYSTEMD_VARS = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID",
                 "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES")
 
@@ -60,23 +62,32 @@ class FakeSystemd:
 
     As systemd does for NotifyAccess=main, it learns each sender's pid from
     the kernel (SO_PASSCRED): ``senders`` lists them in order of receipt.
+    ``sent_at`` is when the kernel queued the last message read
+    (SO_TIMESTAMPNS, seconds): unlike the time a thread reads it, that
+    does not move with how soon the reading thread gets a core.
     """
 
     def __init__(self, address):
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.bind(address)
         self.sock.settimeout(CLIENT_TIMEOUT)
         self.address = address
         self.senders = []
+        self.sent_at = None
 
     def _recv(self):
         data, ancillary, _, _ = self.sock.recvmsg(
-            4096, socket.CMSG_SPACE(struct.calcsize("3i")))
+            4096, socket.CMSG_SPACE(struct.calcsize("3i"))
+            + socket.CMSG_SPACE(struct.calcsize("2q")))
         pid = None
         for level, kind, value in ancillary:
             if (level, kind) == (socket.SOL_SOCKET, socket.SCM_CREDENTIALS):
                 pid = struct.unpack_from("3i", value)[0]
+            elif (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS):
+                seconds, nanoseconds = struct.unpack_from("2q", value)
+                self.sent_at = seconds + nanoseconds / 1e9
         self.senders.append(pid)
         return data.decode()
 
@@ -193,11 +204,12 @@ def test_systemd_notify_outside_systemd_serves(unix_path, monkeypatch):
 
 
 class Collector:
-    """Reads the fake manager's messages with their arrival times."""
+    """Reads the fake manager's messages with the times they were read."""
 
     def __init__(self, manager):
         self.manager = manager
         self.messages = []
+        self.sent_at = []       # the kernel's times, one per message
         self.done = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -209,6 +221,7 @@ class Collector:
             except socket.timeout:
                 continue
             self.messages.append((time.monotonic(), message))
+            self.sent_at.append(self.manager.sent_at)
             if message == "STOPPING=1":
                 return
 
@@ -226,8 +239,9 @@ WATCHDOG_LIMIT = WATCHDOG_USEC / 1e6
 
 
 def ping_gaps(collector):
-    """Seconds between consecutive WATCHDOG=1 pings."""
-    times = [when for when, message in collector.messages
+    """Seconds between consecutive WATCHDOG=1 pings, as sent."""
+    times = [sent for sent, (_, message)
+             in zip(collector.sent_at, collector.messages)
              if message == "WATCHDOG=1"]
     return [b - a for a, b in zip(times, times[1:])]
 
