@@ -15,7 +15,8 @@ above it:
 - threads.pxi:   ThreadingMixIn's worker threads;
 - fork.pxi:      ForkingMixIn's children and their Reaper;
 - loop.pxi:      the serving loops, verify and dispatch;
-- streams.pxi:   StreamRequestHandler's rfile and wfile.
+- streams.pxi:   StreamRequestHandler's rfile and wfile;
+- headers.pxi:   http.client's header parsing, where its result is plain.
 
 What runs once per thread, child or server_close is shared with the pure
 engine, in Python (``csockserver._engine``); nothing here imports the pure
@@ -61,7 +62,8 @@ cdef object _ProxyHeaderError = _proxy.ProxyHeaderError
 __all__ = ["Reaper", "SocketReader", "Waker", "accept", "collect_children",
            "fork_process", "fork_request", "handle_request",
            "handle_request_noblock", "recvfrom", "release_reaper",
-           "serve_forever", "socket_writer_write", "start_thread_request"]
+           "parse_header_lines", "serve_forever", "socket_writer_write",
+           "start_thread_request"]
 
 
 include "util.pxi"
@@ -74,3 +76,4 @@ include "threads.pxi"
 include "fork.pxi"
 include "loop.pxi"
 include "streams.pxi"
+include "headers.pxi"

@@ -24,6 +24,7 @@ from cpython.pythread cimport (
     PyThread_type_lock, PyThread_allocate_lock, PyThread_free_lock,
     PyThread_acquire_lock, PyThread_release_lock, PyThread_get_thread_ident,
     NOWAIT_LOCK, WAIT_LOCK)
+from cpython.unicode cimport PyUnicode_DecodeLatin1
 from cpython.contextvars cimport PyContext_New, PyContext_Enter, PyContext_Exit
 
 from libc_linux cimport (
@@ -58,3 +59,4 @@ include "threads.pxd"
 include "fork.pxd"
 include "loop.pxd"
 include "streams.pxd"
+include "headers.pxd"

@@ -67,6 +67,9 @@ class Engine(Protocol):
     # handler then gets the standard library's files, see streams).
     SocketReader: Optional[Callable[[Any], Any]]
     socket_writer_write: Optional[Callable[[Any, Any], int]]
+    # http.client's header parsing where its result is plain, or None (the
+    # pure engine: email.parser parses, see csockserver._headers).
+    parse_header_lines: Optional[Callable[[List[bytes], Any], Any]]
 
     def serve_forever(self, server: Any, plan: Any, fd: int,
                       poll_interval: Optional[float], waker: Waker) -> None:

@@ -28,8 +28,11 @@ collect_children = children.collect_children
 release_reaper = children.release_reaper
 SocketReader = None
 socket_writer_write = None
+# http.client parses headers with email.parser, as without csockserver.
+parse_header_lines = None
 
 __all__ = ["Reaper", "SocketReader", "Waker", "accept", "collect_children",
            "fork_process", "fork_request", "handle_request",
            "handle_request_noblock", "recvfrom", "release_reaper",
-           "serve_forever", "socket_writer_write", "start_thread_request"]
+           "parse_header_lines", "serve_forever", "socket_writer_write",
+           "start_thread_request"]

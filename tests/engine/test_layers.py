@@ -29,11 +29,12 @@ PURE_LAYERS = ["util", "waker", "transport", "requests", "proxy", "threads",
 # csockserver._cengine.pxd includes their declarations.  Each may use what
 # it or a fragment before it declares, never what a later one does.
 FRAGMENTS = ["util", "waker", "plan", "transport", "requests", "proxy",
-             "threads", "fork", "loop", "streams"]
+             "threads", "fork", "loop", "streams", "headers"]
 # Fragments with no pure twin, and why.
 C_ONLY = {
     "plan": "the pure engine reads the Plan as it is; C needs a struct",
     "streams": "without the compiled engine, handlers get the stdlib's files",
+    "headers": "without the compiled engine, email.parser parses headers",
 }
 # Neutral ground: both engines import these, and these import no engine.
 NEUTRAL = {"csockserver._engine", "csockserver._engine.children",
