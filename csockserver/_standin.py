@@ -41,6 +41,8 @@ def install():
     for cls in classes:
         cls.__module__ = "socketserver"
     sys.modules["socketserver"] = package
+    from . import _headers
+    _headers.place(__name__)
 
 
 def uninstall():
@@ -54,6 +56,8 @@ def uninstall():
         return
     previous, modules = _saved
     _saved = None
+    from . import _headers
+    _headers.remove(__name__)
     for cls, module in modules.items():
         cls.__module__ = module
     if previous is None:

@@ -56,8 +56,12 @@ import socket
 from http import HTTPStatus
 from time import monotonic
 
-from . import _socketserver
+from . import _headers, _socketserver
 from ._engine import streams as _streams
+
+# The compiled header parser, for these handlers and every other user of
+# http.client.parse_headers in the process: its results are the same.
+_headers.place(__name__)
 
 __all__ = ["HTTPServer", "ThreadingHTTPServer", "BaseHTTPRequestHandler",
            "SimpleHTTPRequestHandler"]
