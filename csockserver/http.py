@@ -51,8 +51,10 @@ begun is reported, as there.
 (the same options, from the running interpreter) serving on csockserver.
 """
 
+import email.utils
 import http.server as _stdlib_http
 import socket
+import time
 from http import HTTPStatus
 from time import monotonic
 
@@ -160,6 +162,13 @@ _HEAD = "headers"
 _HANDLING = "handling"
 
 
+# The last Date header made: (whole second, text).  formatdate() takes the
+# time to the microsecond, rounding half to even, so the text is the
+# second's own only below its last microsecond.
+_date = (None, None)
+_LAST_SAFE_FRACTION = 0.999999
+
+
 def _after(now, seconds):
     return None if seconds is None else now + seconds
 
@@ -196,6 +205,21 @@ class _CsockserverFiles:
     def _csock_movable_deadline(self):
         return (self.request_timeout is not None
                 or self.keepalive_timeout is not None)
+
+    def date_time_string(self, timestamp=None):
+        """http.server's, the current time's text made once per second."""
+        global _date
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        timestamp = time.time()
+        second = int(timestamp)
+        if timestamp - second >= _LAST_SAFE_FRACTION:
+            return email.utils.formatdate(timestamp, usegmt=True)
+        cached_second, text = _date
+        if cached_second != second:
+            text = email.utils.formatdate(timestamp, usegmt=True)
+            _date = (second, text)
+        return text
 
     def end_headers(self):
         """http.server's, saying ``Connection: close`` on a keep-alive

@@ -449,3 +449,33 @@ def test_a_socket_timeout_before_a_request_is_logged_as_by_http_server(
     assert server.errors == []
     assert server.logged == ["Request timed out: %r"
                              % socket.timeout("timed out")]
+
+
+# -- the Date header, made once per second ----------------------------------
+
+def stdlib_and_csockserver_dates(monkeypatch, now, timestamp=None):
+    monkeypatch.setattr("time.time", lambda: now)
+    ours = chttp.BaseHTTPRequestHandler.__new__(chttp.BaseHTTPRequestHandler)
+    theirs = http.server.BaseHTTPRequestHandler.__new__(
+        http.server.BaseHTTPRequestHandler)
+    return (theirs.date_time_string(timestamp),
+            ours.date_time_string(timestamp))
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.25, 0.999998, 0.999999,
+                                      0.9999994, 0.9999995, 0.9999999])
+def test_the_date_is_http_servers_at_every_point_of_a_second(
+        monkeypatch, fraction):
+    # formatdate() rounds to the microsecond: the end of a second may be
+    # the next one's text; calls in between must not reuse a stale one.
+    for second in (1_700_000_000, 1_700_000_001, 1_700_000_000, 86399):
+        for now in (second + 0.25, second + fraction):  # cached, then not
+            expected, got = stdlib_and_csockserver_dates(monkeypatch, now)
+            assert got == expected, now
+
+
+def test_a_given_timestamp_is_formatted_as_http_server_does(monkeypatch):
+    for timestamp in (0, 1.5, 1_700_000_000.9999997, 2**31):
+        expected, got = stdlib_and_csockserver_dates(monkeypatch, 5.0,
+                                                     timestamp)
+        assert got == expected
