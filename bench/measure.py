@@ -102,8 +102,10 @@ def _read_ready_line(proc):
         left = deadline - time.monotonic()
         if left <= 0 or proc.poll() is not None:
             raise RuntimeError("server did not start: %s" % (
-                proc.stderr.read().decode(errors="replace")[-500:]
-                if proc.poll() is not None else "timeout"))
+                "timeout" if proc.poll() is None
+                else "exit status %d" % proc.returncode
+                if proc.stderr is None     # its stderr went to a file
+                else proc.stderr.read().decode(errors="replace")[-500:]))
         ready, _, _ = select.select([proc.stdout], [], [], left)
         if ready:
             chunk = os.read(proc.stdout.fileno(), 4096)
