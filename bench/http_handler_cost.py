@@ -3,7 +3,7 @@
     python bench/http_handler_cost.py [--requests 20000]
 
 (``python -m bench http`` runs it too, after the servers.)  Runs
-http_wrk.py's stdlib handler (do_GET answering 200 "ok", HTTP/1.1)
+http_servers.py's stdlib handler (do_GET answering 200 "ok", HTTP/1.1)
 over in-memory files, so no socket, syscall or thread switch is counted:
 the part of each request no server can make faster.
 """
@@ -18,13 +18,14 @@ if __package__ in (None, ""):   # run as a script: make ``bench`` importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(
         os.path.abspath(__file__))))
 
-from bench.http_wrk import build_server
+from bench.http_servers import build_server
 
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n"
 
 
 def in_memory_handler(requests):
-    """http_wrk's handler, built without a socket: its files are BytesIO."""
+    """The `stdlib` rows' handler, built without a socket: its files are
+    BytesIO."""
     _, handler_class = build_server("stdlib", "http11")
     handler = handler_class.__new__(handler_class)
     handler.client_address = ("127.0.0.1", 1)
