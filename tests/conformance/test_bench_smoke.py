@@ -191,11 +191,68 @@ def test_standin_rows_serve_http_server_on_csockserver():
     assert hello["server_class"] == "http.server.ThreadingHTTPServer"
     assert reply.startswith(b"HTTP/1.1 200 ") and reply.endswith(b"ok")
 
-    # http_wrk's row refuses to serve unless http.server is on csockserver.
-    _, reply = _served_by([os.path.join("bench", "http_wrk.py"), "--serve",
-                           "stdlib via install()", "--protocol", "http10"],
-                          env)
+    # `python -m bench http`'s rows refuse to serve unless the stdlib's
+    # module is built on csockserver.
+    hello, reply = _served_by(["-m", "bench.http_servers", "http10",
+                               "stdlib via install()"], env)
+    assert hello["engine"] == csockserver.IMPLEMENTATION
     assert reply.startswith(b"HTTP/1.0 200 ") and reply.endswith(b"ok")
+    hello, reply = _served_by(["-m", "bench.http_servers", "wsgi",
+                               "wsgiref via install()"], env)
+    assert hello["engine"] == csockserver.IMPLEMENTATION
+    assert reply.startswith(b"HTTP/1.0 200 ")
+    assert reply.endswith(b"Hello, world!\n")
+
+
+HTTP_SUITE_ROWS = {
+    "http10": ["stdlib", "stdlib nodelay", "stdlib via install()",
+               "csockserver.http", "csockserver.http, stdlib handler",
+               "stdlib TCPServer", "csock-c TCPServer",
+               "csock-py TCPServer"],
+    "xmlrpc": ["stdlib", "stdlib via install()"],
+    "wsgi": ["wsgiref", "wsgiref via install()", "waitress", "cheroot"],
+}
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="needs wrk")
+@pytest.mark.skipif(shutil.which("taskset") is None,
+                    reason="needs taskset")
+@IN_SOURCE_TREE
+@SAME_ON_EVERY_PASS
+def test_quick_http_suite_measures_every_row():
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CSOCKSERVER_")}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "http", "--quick", "--only",
+         "http10,xmlrpc,wsgi", "--out", "-"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=170)
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = run.stdout
+    assert "issue" not in report.lower()
+    assert "| p99.9 ms |" in report and "| CPU µs/req |" in report
+    for workload, rows in HTTP_SUITE_ROWS.items():
+        section = report[report.index("(`%s`)" % workload):]
+        for row in rows:
+            if row in ("waitress", "cheroot") and (
+                    "Not measured: " in section and row in
+                    section.split("Not measured: ", 1)[1].split("\n")[0]):
+                continue        # not installed: the report says how
+            # req/s [min–max], p50, p99, p99.9, CPU/req, two ratios, errors.
+            found = re.search(
+                r"^\| %s \| (\d+) \[\d+–\d+\] \| [\d.]+ \| [\d.]+ \|"
+                r" [\d.]+ \| ([\d.]+) \| [\d.]+× \| [\d.]+× \| 0 \|$"
+                % re.escape(row), section, re.M)
+            assert found, "no measured row for %s %r in:\n%s" % (
+                workload, row, report)
+            assert int(found.group(1)) > 0 and float(found.group(2)) > 0
+    goals = report[report.index("## Goals"):report.index("## http.server")]
+    assert re.search(r"^\| http.server after `install\(\)`, HTTP/1.0: .*"
+                     r" \| [\d.]+× \| [\d.]+× \| [\d.]+× \|"
+                     r" (met|missed) \|$", goals, re.M), goals
+    assert "HTTP/1.1 keep-alive" not in goals    # its workload did not run
+    assert re.search(r"^\[1/\d+\] http10, .* left$", run.stderr, re.M)
+    assert re.search(r"about .* in all", run.stderr)
 
 
 def _can_count_cpu_0():
