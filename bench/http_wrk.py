@@ -4,9 +4,9 @@ standard library's beside csockserver's, and waitress and cheroot.
     python -m bench http [--quick] [--only WORKLOADS] [--repeat 5]
                          [--duration 3] [--out PATH|-]
 
-(also ``python bench/http_wrk.py``, with the same options).  About 10
-minutes with the defaults, 1 min 15 s with ``--quick`` (one repeat of
-1 s); the report goes to stdout and to ``--out`` (default
+(also ``python bench/http_wrk.py``, with the same options).  About 9
+minutes with the defaults, 1 min with ``--quick`` (one repeat of 1 s);
+the report goes to stdout and to ``--out`` (default
 build/bench/http.md).  After the servers it measures what the http.server
 handler's own Python costs per keep-alive request
 (bench/http_handler_cost.py), median of 3 runs.
@@ -66,8 +66,8 @@ if __package__ in (None, ""):   # run as a script: make ``bench`` importable
         os.path.abspath(__file__))))
 
 from bench import measure, output, wrk
-from bench.http_servers import (HELLO, HTTP_ROWS, OPTIONAL, STANDIN,
-                                WSGI_ROWS, XMLRPC_ROWS, engine_of)
+from bench.http_servers import (BACKLOG, HELLO, HTTP_ROWS, OPTIONAL,
+                                STANDIN, WSGI_ROWS, XMLRPC_ROWS, engine_of)
 from bench.progress import Progress, duration_text
 from bench.workloads import Server
 
@@ -376,10 +376,13 @@ def report(workloads, results, hellos, missing, repeat, duration):
         "%s of %g s each: wrk -t1 -c8 pinned to CPU %s, each server on CPU %s"
         " with a listen backlog of %d. CPU µs/req: the server process's"
         " user and system time (all its threads, reaped children) over the"
-        " run, per request wrk completed. Latency as wrk measures it, from"
-        " a request's first byte sent to its reply's last byte read."
+        " run, per request wrk completed; /proc counts it in ticks of %g"
+        " ms, so the rows Nagle's algorithm holds near 200 req/s, a few"
+        " ticks a run, have a coarse CPU/req. Latency as wrk measures it,"
+        " from a request's first byte sent to its reply's last byte read."
         % ("Medians of %d repeats" % repeat if repeat > 1 else "One run",
-           duration, CLIENT_CPU, SERVER_CPU, 1024))
+           duration, CLIENT_CPU, SERVER_CPU, BACKLOG,
+           1e3 / os.sysconf("SC_CLK_TCK")))
     return "\n".join(lines) + "\n"
 
 
@@ -404,7 +407,7 @@ def parser(prog="python -m bench http"):
     ap = argparse.ArgumentParser(prog=prog,
                                  description=__doc__.split("\n\n")[0])
     output.add_arguments(ap, "http",
-                         quick="one repeat of 1 s (about 1 min 15 s)")
+                         quick="one repeat of 1 s (about 1 min)")
     ap.add_argument("--only", metavar="WORKLOADS",
                     help="comma-separated workloads to run, of %s (default:"
                          " all)" % ", ".join(BY_NAME))
