@@ -17,8 +17,10 @@ For each wheel, with the interpreter its tag names:
    installed package: in full (pytest, which includes CPython's own
    test_socketserver, test_httpservers, test_xmlrpc and test_wsgiref on both
    engines), or only ``tools/run_cpython_suite.py`` on the compiled engine
-   (the conformance run); in full, also ``tools/check_typing.py
-   --installed`` (mypy --strict and stubtest on the installed stubs).
+   and the differential test of its header parser against the
+   interpreter's own (the conformance run); in full, also
+   ``tools/check_typing.py --installed`` (mypy --strict and stubtest on the
+   installed stubs).
 
 ``--sdist`` installs the sdist the same way with this interpreter, but with
 the compiler in reach, so that pip builds it (with
@@ -47,6 +49,8 @@ import tempfile
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _release
 
+HEADER_PARSING_TESTS = os.path.join("tests", "features",
+                                    "test_header_parsing.py")
 TEST_DEPS = ("pytest>=7", "pytest-timeout>=2", "hypothesis>=6")
 TYPING_DEPS = ("mypy>=1.10",)
 COMPILERS = ("cc", "gcc", "g++", "c++", "clang", "clang++", "ld",
@@ -144,6 +148,10 @@ def check_installed(python, env, workdir, full):
     else:
         _release.run([python, os.path.join("tools", "run_cpython_suite.py")],
                      env=env, cwd=tree)
+        # The compiled header parser against this interpreter's
+        # http.client and email.parser, which change between versions.
+        _release.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                      HEADER_PARSING_TESTS], env=env, cwd=tree)
 
 
 def check_release_file(path, interp, full, compiler):
