@@ -5,8 +5,10 @@ PYTHON ?= python3
 STRICT = CSOCKSERVER_REQUIRE_EXTENSIONS=1
 # Examples per socket kind for `make fuzz`.
 FUZZ_EXAMPLES ?= 20000
+# Examples of random header blocks for `make fuzz-headers`.
+HEADER_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: build debug annotate test test-c test-py pythons conformance asan tsan fuzz lint typing wheels check-dist bench bench-quick bench-results bench-micro hostile soak faults clean
+.PHONY: build debug annotate test test-c test-py pythons conformance asan tsan fuzz fuzz-headers lint typing wheels check-dist bench bench-quick bench-results bench-micro hostile soak faults clean
 
 build:            ## compile the engine in place (under a minute)
 	$(STRICT) $(PYTHON) setup.py build_ext --inplace
@@ -40,6 +42,9 @@ tsan:             ## threading, stream and fork tests on a free-threaded CPython
 
 fuzz: build       ## SocketReader against makefile('rb'), FUZZ_EXAMPLES random examples per socket kind (~20 min)
 	$(PYTHON) tools/fuzz.py --examples $(FUZZ_EXAMPLES)
+
+fuzz-headers: build  ## the compiled header parser against http.client's, HEADER_FUZZ_EXAMPLES random blocks (~8 min)
+	CSOCKSERVER_HEADER_FUZZ_EXAMPLES=$(HEADER_FUZZ_EXAMPLES) $(PYTHON) -m pytest -q -p no:cacheprovider -o timeout=0 -k "not own" tests/features/test_header_parsing.py
 
 lint:             ## ruff over the Python files, cython-lint over src_c/ (seconds)
 	$(PYTHON) -m ruff check .
