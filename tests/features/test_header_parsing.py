@@ -93,19 +93,32 @@ class Progress:
     """Examples run by one long fuzz test, on stderr (past pytest's
     capture) with the time it has taken and about how long is left."""
 
+    capture = None      # pytest's capture manager, set by a fixture
+
     def __init__(self, name, planned):
         self.name, self.planned = name, planned
         self.done = 0
-        self.started = time.monotonic()
+        self.started = None
 
     def step(self):
+        if self.started is None:
+            self.started = time.monotonic()
         self.done += 1
-        if self.planned >= REPORT_EVERY and self.done % REPORT_EVERY == 0:
+        if (self.planned >= REPORT_EVERY and self.done % REPORT_EVERY == 0
+                and self.capture is not None):
             spent = time.monotonic() - self.started
             left = spent / self.done * max(0, self.planned - self.done)
-            print("%s: %d of %d examples in %.0f s, about %.0f s left"
-                  % (self.name, self.done, self.planned, spent, left),
-                  file=sys.__stderr__, flush=True)
+            with self.capture.global_and_fixture_disabled():
+                print("%s: %d of %d examples in %.0f s, about %.0f s left"
+                      % (self.name, self.done, self.planned, spent, left),
+                      file=sys.stderr, flush=True)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def progress_past_capture(pytestconfig):
+    Progress.capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    yield
+    Progress.capture = None
 
 
 def read_lines(block):
