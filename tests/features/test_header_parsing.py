@@ -279,7 +279,9 @@ fuzz = settings(max_examples=EXAMPLES, deadline=None,
 
 
 RANDOM_BLOCKS = Progress("random blocks", EXAMPLES)
-NEAR_THE_LIMITS = Progress("near the limits", max(20, EXAMPLES // 10))
+# Blocks near the limits vary in few ways: a tenth as many, at most 2,000.
+NEAR_THE_LIMITS = Progress("near the limits",
+                           min(2000, max(20, EXAMPLES // 10)))
 
 
 @fuzz
