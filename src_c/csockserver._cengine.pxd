@@ -38,7 +38,7 @@ from libc_linux cimport (
     epoll_event, epoll_create1, epoll_ctl, epoll_wait,
     EPOLLIN, EPOLLONESHOT, EPOLL_CLOEXEC, EPOLL_CTL_ADD, EPOLL_CTL_MOD,
     EPOLL_CTL_DEL,
-    pid_t, fork, _exit, usleep, syscall, SYS_pidfd_open,
+    pid_t, fork, _exit, usleep, syscall, SYS_pidfd_open, sched_yield,
 )
 from atomics cimport (
     csock_load_int, csock_store_int, csock_load_ulong, csock_store_ulong,

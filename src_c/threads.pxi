@@ -220,7 +220,7 @@ cdef class WorkerPool:
     cdef object next_request(self, _Worker *w, bint *fresh):
         """The next (request, client_address) to run, or None to retire;
         *fresh* says whether this worker has yet to wait, once."""
-        cdef bint timed_out, woken, grow, retire
+        cdef bint timed_out, woken, grow, retire, others_busy
         while True:
             item = self.take_queued()
             if item is not None:
@@ -232,6 +232,15 @@ cdef class WorkerPool:
                 if fresh[0]:
                     fresh[0] = False
                     self.starting -= 1
+                # Counted as waiting meanwhile, so that a worker taking a
+                # request does not start another on this one's account.
+                others_busy = self.live - self.waiting - self.starting > 0
+            if others_busy:
+                # Their turn first: a worker that never has to wait would
+                # otherwise keep the CPU, and with it the GIL, from the
+                # workers in the middle of a request (see _pure.threads).
+                with nogil:
+                    sched_yield()
             timed_out = woken = False
             item = None
             try:

@@ -27,6 +27,19 @@ worker about to run a request first makes sure another one is waiting,
 starting one if needed, so no request waits for another to finish.  With
 ``max_threads`` busy, new connections wait in the kernel's backlog.
 
+A worker back from a request, while other workers are in the middle of
+one, yields the CPU before it looks for more work (either way).  Without
+that, a worker that never has to wait (connections keep arriving, each
+request's reads and writes complete at once) runs request after request
+and keeps the GIL across its short syscalls, while a worker that released
+the GIL mid-request is runnable but does not get the CPU: it gets the GIL
+back only after the switch interval, and loses it again at its next read
+or write.  Where the server's threads share a core, those few requests
+wait for tens of milliseconds.  socketserver's request threads end after
+each request, which gives the others their turn; the yield does the same
+for the price of a syscall, and costs nothing when no other thread is
+ready to run.
+
 Either way the workers are real ``threading.Thread`` objects, named as
 socketserver names its request threads; each request runs in a fresh
 ``contextvars.Context`` as in a new thread; idle workers retire after
@@ -223,6 +236,12 @@ class WorkerPool:
                 if fresh[0]:
                     fresh[0] = False
                     self.starting -= 1
+                # Counted as waiting meanwhile, so that a worker taking a
+                # request does not start another on this one's account.
+                others_busy = self.live - self.waiting - self.starting > 0
+            if others_busy:
+                # Their turn first: see the module docstring.
+                os.sched_yield()
             woken = False
             try:
                 item, timed_out, woken = self.wait_for_work()
