@@ -39,9 +39,9 @@ Workloads (bench/http_servers.py serves them, one process per run):
 wrk runs ``-t1 -c8`` pinned to CPU 1, each server process to CPU 0.  Every
 run starts a server, checks one request's answer, warms it up with a 1 s
 wrk run, then measures: wrk's requests, its latency percentiles (p50, p99
-and p99.9, from a Lua ``done()``), the replies that were not 200, and the
-server's CPU time (user and system of all its threads and reaped
-children, from /proc) over that run.  Each repeat runs every row of a
+and p99.9, from a Lua ``done()``), its errors (replies above 399 among
+them), and the server's CPU time (user and system of all its threads and
+reaped children, from /proc) over that run.  Each repeat runs every row of a
 workload once, alternating (each repeat starting one row further on), and
 the figures are medians over the repeats.  The report opens with the
 goals, judged from the figures.
