@@ -22,6 +22,7 @@ cdef class WorkerPool:
     cdef object room                # Condition, only with max_queued
     cdef Py_ssize_t max_threads, max_queued     # -1: no limit
     cdef int idle_ms                # -1: never retire
+    cdef bint yields_turn           # a stream server's: see next_request
     # Guarded by `lock`: plan (copied out per request), the counters, the
     # stopping flag, and the fds' closing (closed only once no worker is
     # live, so a live worker uses them without the lock).

@@ -33,6 +33,8 @@ cdef class WorkerPool:
             self.room = _Condition()
         idle = server.thread_idle_timeout
         self.idle_ms = -1 if idle is None else millis(max(0.0, float(idle)))
+        self.yields_turn = (getattr(server, "socket_type", None)
+                            == _socket.SOCK_STREAM)
         if listener_socket is not None:
             self.listener = _ListenSocket(listener_socket)
             self.listener_fd = self.listener.fd
@@ -234,7 +236,8 @@ cdef class WorkerPool:
                     self.starting -= 1
                 # Counted as waiting meanwhile, so that a worker taking a
                 # request does not start another on this one's account.
-                others_busy = self.live - self.waiting - self.starting > 0
+                others_busy = (self.yields_turn and self.live - self.waiting
+                               - self.starting > 0)
             if others_busy:
                 # Their turn first: a worker that never has to wait would
                 # otherwise keep the CPU, and with it the GIL, from the
