@@ -29,18 +29,19 @@ starting one if needed, so no request waits for another to finish.  With
 
 A stream server's worker back from a request, while other workers are in
 the middle of one, yields the CPU before it looks for more work (either
-way).  Without
-that, a worker that never has to wait (connections keep arriving, each
-request's reads and writes complete at once) runs request after request
-and keeps the GIL across its short syscalls, while a worker that released
-the GIL mid-request is runnable but does not get the CPU: it gets the GIL
-back only after the switch interval, and loses it again at its next read
-or write.  Where the server's threads share a core, those few requests
-wait for tens of milliseconds.  socketserver's request threads end after
-each request, which gives the others their turn; the yield does the same
-for the price of a syscall, and costs nothing when no other thread is
-ready to run.  A datagram server's workers do not yield: their requests
-are many and short, and there the yield cost a fifth of the throughput.
+way).  Without that, a worker that never has to wait (connections keep
+arriving, each request's reads and writes complete at once) runs request
+after request and keeps the GIL across its short syscalls, while a worker
+that released the GIL mid-request is runnable but does not get the CPU:
+it gets the GIL back only after the switch interval, and loses it again
+at its next read or write.  Where the server's threads share a core,
+those few requests wait for tens of milliseconds.  socketserver's request
+threads end after each request, which gives the others their turn; the
+yield does the same for the price of a syscall, and costs nothing when no
+other thread is ready to run.  A datagram server's workers do not yield:
+the stall was seen with stream handlers, whose reads and writes go
+through files, and a datagram server's requests are many and short (a
+syscall each).
 
 Either way the workers are real ``threading.Thread`` objects, named as
 socketserver names its request threads; each request runs in a fresh
