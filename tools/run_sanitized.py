@@ -57,8 +57,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The modules whose tests run the compiled engine's C code: the stream
 # reader (and its differential fuzz, in the suite's short run) and writer,
 # the handler files over them, both dispatch modes, every
-# server family, the robustness cases, the PROXY protocol parser and the
-# deadlines (which the reader and the serve loop enforce).
+# server family, the robustness cases, the PROXY protocol parser, the
+# deadlines (which the reader and the serve loop enforce) and the header
+# parser (its differential test, in the suite's short run).
 TESTS = [
     "tests/streams/test_stream_reader.py",
     "tests/streams/test_stream_fuzz.py",
@@ -70,6 +71,7 @@ TESTS = [
     "tests/reliability/test_robustness.py",
     "tests/features/test_proxy_protocol.py",
     "tests/features/test_deadlines.py",
+    "tests/features/test_header_parsing.py",
 ]
 
 # halt_on_error: the first report ends the process (a test that went on
