@@ -4,6 +4,8 @@
     python tools/check_dist.py --full 3.11       # 3.11 in full, the others
                                                  # CPython's conformance run
     python tools/check_dist.py --sdist           # the sdist too
+    python tools/check_dist.py --full 3.11 --sdist conformance
+                                     # CI's: the sdist's build, conformance
 
 For each wheel, with the interpreter its tag names:
 
@@ -25,8 +27,10 @@ For each wheel, with the interpreter its tag names:
 ``--sdist`` installs the sdist the same way with this interpreter, but with
 the compiler in reach, so that pip builds it (with
 CSOCKSERVER_REQUIRE_EXTENSIONS=1, so that a failed compile stops it), and
-runs the same checks.  Then, in one more fresh environment, it installs the
-sdist twice more, with no compiler reachable and then with
+runs the same checks (in full if this interpreter's wheel is, unless
+``--sdist conformance`` says otherwise: what the sdist adds over that
+wheel is its build from source).  Then, in one more fresh environment, it
+installs the sdist twice more, with no compiler reachable and then with
 CSOCKSERVER_NO_EXTENSIONS=1: each install must succeed, the first saying
 in its log that it builds without the compiled engine, and the package must
 run on the pure-Python engine (an import and one echoed line: about 20 s
@@ -225,8 +229,12 @@ def main(argv=None):
                         help="check these interpreters' wheels in full and"
                              " the others with the conformance run only"
                              " (default: every wheel in full)")
-    parser.add_argument("--sdist", action="store_true",
-                        help="also build and check the sdist")
+    parser.add_argument("--sdist", nargs="?", const="as-wheel",
+                        choices=("as-wheel", "full", "conformance"),
+                        help="also build and check the sdist: as this"
+                             " interpreter's wheel is checked (the"
+                             " default), in full, or with the conformance"
+                             " run only")
     args = parser.parse_args(argv)
 
     wheels = sorted(glob.glob(os.path.join(args.dist, "*.whl")),
@@ -248,7 +256,8 @@ def main(argv=None):
     if args.sdist:
         sdist = glob.glob(os.path.join(args.dist, "*.tar.gz"))[0]
         host = _release.find_interpreters([sys.executable])[0]
-        full = full_tags is None or host.tag in full_tags
+        full = (args.sdist == "full" if args.sdist != "as-wheel"
+                else full_tags is None or host.tag in full_tags)
         check_release_file(sdist, host, full, compiler=True)
         checked.append("%s on %s: %s" % (os.path.basename(sdist),
                                          host.version,
