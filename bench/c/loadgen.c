@@ -834,6 +834,7 @@ int main(int argc, char **argv) {
            (double)g_requests / secs);
     print_num_or_null("p50_us", have ? hist_pct(0.50) / 1000.0 : 0, have);
     print_num_or_null("p99_us", have ? hist_pct(0.99) / 1000.0 : 0, have);
+    print_num_or_null("p999_us", have ? hist_pct(0.999) / 1000.0 : 0, have);
     print_num_or_null("max_us", (double)g_max_ns / 1000.0, have);
     printf(", \"errors\": %llu, \"timeouts\": %llu, \"lost\": %llu, "
            "\"reconnects\": %llu, \"client_cpu_s\": %.3f, "

@@ -82,14 +82,22 @@ def test_report_speaks_of_goals_and_says_what_http_rows_run(bench):
     from bench.measure import Measurement
     chosen = [w for w in workloads.full_workloads()
               if w.name in ("tcp-conn-64", "http11")]
-    results = {(w.name, s.label): [Measurement(load={"rps": 1000.0})]
-               for w in chosen for s in w.servers}
+    results = {(w.name, s.label): [Measurement(load={
+        "rps": 1000.0, "p99_us": 400.0 + len(s.label),
+        "p999_us": 900.0 + len(s.label)})]
+        for w in chosen for s in w.servers}
     text = report.markdown("python -m bench", chosen, results,
                            {"repeat": 1, "duration": 1.0, "warmup": 0.1},
                            False, 1.0)
     goals = text[text.index("## Goals"):text.index("## TCP")]
     assert "issue" not in text.lower()
     assert "| missed |" in goals and "4× the stdlib's req/s" in goals
+    # Each goal's rows beside each other: both p99s and both p99.9s.
+    row, base = "csock-c threading", "stdlib threading"
+    assert "| p99 µs | p99.9 µs |" in goals
+    assert "| %d / %d | %d / %d |" % (
+        400 + len(row), 400 + len(base), 900 + len(row),
+        900 + len(base)) in goals
     # The plain server with Nagle on is named as such, apart from install().
     rows = dict(re.findall(r"^\| ((?:csock-c|installed-c) threading)(: .*?)"
                            r" \| \d", text, re.M))
@@ -121,6 +129,10 @@ def test_quick_bench_produces_a_table(tmp_path):
         row = re.search(r"^\| %s \| (\d+) \[" % re.escape(label), table, re.M)
         assert row, "no measured row for %r in:\n%s" % (label, table)
         assert int(row.group(1)) > 0
+    # The load generator's p99 and p99.9, in that order.
+    latency = re.search(r"^\| stdlib threading \| \d+ \[[^]]*\](?: \*)?"
+                        r" \| (\d+) \| (\d+) \|", table, re.M)
+    assert latency and 0 < int(latency.group(1)) <= int(latency.group(2))
     # The goals of the workload that ran, each with its measured ratio.
     goals = re.findall(r"^\| .* \| `tcp-conn-64`: csock-c threading vs "
                        r"(stdlib threading|naive_pool) \| (\d+\.\d\d)× \|",
