@@ -4,8 +4,7 @@
     python tools/check_dist.py --full 3.11       # 3.11 in full, the others
                                                  # CPython's conformance run
     python tools/check_dist.py --sdist           # the sdist too
-    python tools/check_dist.py --full 3.11 --sdist conformance
-                                     # CI's: the sdist's build, conformance
+    python tools/check_dist.py --quick --sdist   # CI's: conformance runs
 
 For each wheel, with the interpreter its tag names:
 
@@ -27,14 +26,17 @@ For each wheel, with the interpreter its tag names:
 ``--sdist`` installs the sdist the same way with this interpreter, but with
 the compiler in reach, so that pip builds it (with
 CSOCKSERVER_REQUIRE_EXTENSIONS=1, so that a failed compile stops it), and
-runs the same checks (in full if this interpreter's wheel is, unless
-``--sdist conformance`` says otherwise: what the sdist adds over that
-wheel is its build from source).  Then, in one more fresh environment, it
-installs the sdist twice more, with no compiler reachable and then with
+runs the same checks.  Then, in one more fresh environment, it installs the
+sdist twice more, with no compiler reachable and then with
 CSOCKSERVER_NO_EXTENSIONS=1: each install must succeed, the first saying
 in its log that it builds without the compiled engine, and the package must
 run on the pure-Python engine (an import and one echoed line: about 20 s
 in all; the engine itself is the tests' to check).
+
+``--quick`` (CI's choice, about 15 minutes less) gives every wheel and
+the sdist the conformance run, and this interpreter's wheel the typing
+checks too: the whole suite already runs in CI on this interpreter, from
+the same sources.
 
 pip keeps the wheels it builds from an sdist in its cache, under the
 sdist's path, whatever its contents: the sdist is always installed with
@@ -139,16 +141,17 @@ def copy_tests(workdir):
     return tree
 
 
-def check_installed(python, env, workdir, full):
+def check_installed(python, env, workdir, full, typing):
     """Steps 3 and 4 above, for the csockserver installed in *python*."""
     env = test_env(env)
     _release.run([python, "-c", ENGINE_CHECK], env=env, cwd=workdir)
     tree = copy_tests(workdir)
+    if typing:
+        _release.run([python, os.path.join("tools", "check_typing.py"),
+                      "--installed"], env=env, cwd=tree)
     if full:
         _release.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                       "tests"], env=env, cwd=tree)
-        _release.run([python, os.path.join("tools", "check_typing.py"),
-                      "--installed"], env=env, cwd=tree)
     else:
         _release.run([python, os.path.join("tools", "run_cpython_suite.py")],
                      env=env, cwd=tree)
@@ -158,12 +161,14 @@ def check_installed(python, env, workdir, full):
                       HEADER_PARSING_TESTS], env=env, cwd=tree)
 
 
-def check_release_file(path, interp, full, compiler):
-    """Steps 1-4 above for one wheel (*compiler* False) or the sdist."""
+def check_release_file(path, interp, full, compiler, typing=None):
+    """Steps 1-4 above for one wheel (*compiler* False) or the sdist; the
+    typing checks with the full run, or as *typing* says."""
+    typing = full if typing is None else typing
     print("\n== %s on Python %s%s (%s) ==" % (
         os.path.basename(path), interp.version,
-        ", built by pip" if compiler else "",
-        "full" if full else "conformance"), flush=True)
+        ", built by pip" if compiler else "", describe(full, typing)),
+        flush=True)
     with tempfile.TemporaryDirectory(prefix="csock-check-") as workdir:
         python = _release.make_venv(interp, os.path.join(workdir, "venv"))
         pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
@@ -177,14 +182,19 @@ def check_release_file(path, interp, full, compiler):
                           "import shutil, sys; cc = shutil.which('gcc');"
                           " assert cc and 'no-compiler' in cc, cc"], env=env)
             pip += ["--only-binary", ":all:"]
-        deps = list(TEST_DEPS) + (list(TYPING_DEPS) if full else [])
+        deps = list(TEST_DEPS) + (list(TYPING_DEPS) if typing else [])
         if compiler:
             env["CSOCKSERVER_REQUIRE_EXTENSIONS"] = "1"
             _release.run(pip + deps, quiet=True, env=env)
             _release.run(pip + ["--no-cache-dir", path], quiet=True, env=env)
         else:
             _release.run(pip + [path] + deps, quiet=True, env=env)
-        check_installed(python, env, workdir, full)
+        check_installed(python, env, workdir, full, typing)
+
+
+def describe(full, typing):
+    return ("full" if full else "conformance") + (
+        ", typing" if typing and not full else "")
 
 
 def check_sdist_without_engine(sdist, interp):
@@ -229,13 +239,16 @@ def main(argv=None):
                         help="check these interpreters' wheels in full and"
                              " the others with the conformance run only"
                              " (default: every wheel in full)")
-    parser.add_argument("--sdist", nargs="?", const="as-wheel",
-                        choices=("as-wheel", "full", "conformance"),
-                        help="also build and check the sdist: as this"
-                             " interpreter's wheel is checked (the"
-                             " default), in full, or with the conformance"
-                             " run only")
+    parser.add_argument("--sdist", action="store_true",
+                        help="also build and check the sdist")
+    parser.add_argument("--quick", action="store_true",
+                        help="the conformance run for every release file,"
+                             " and the typing checks for this interpreter's"
+                             " wheel (CI's run)")
     args = parser.parse_args(argv)
+    if args.quick and args.full:
+        parser.error("--quick checks no wheel in full: drop --full")
+    host = _release.find_interpreters([sys.executable])[0]
 
     wheels = sorted(glob.glob(os.path.join(args.dist, "*.whl")),
                     key=lambda path: (int(wheel_tag(path)[2:].rstrip("t")),
@@ -243,25 +256,26 @@ def main(argv=None):
     if not wheels:
         raise SystemExit("no wheels in %s: run tools/build_wheels.py"
                          % args.dist)
-    full_tags = None if args.full is None else {
-        i.tag for i in _release.find_interpreters(args.full)}
+    if args.quick:
+        full_tags = set()
+    else:
+        full_tags = None if args.full is None else {
+            i.tag for i in _release.find_interpreters(args.full)}
     checked = []
     for wheel in wheels:
         tag = wheel_tag(wheel)
         full = full_tags is None or tag in full_tags
+        typing = full or (args.quick and tag == host.tag)
         check_release_file(wheel, _release.interpreter_for_tag(tag), full,
-                           compiler=False)
+                           compiler=False, typing=typing)
         checked.append("%s: %s" % (os.path.basename(wheel),
-                                   "full" if full else "conformance"))
+                                   describe(full, typing)))
     if args.sdist:
         sdist = glob.glob(os.path.join(args.dist, "*.tar.gz"))[0]
-        host = _release.find_interpreters([sys.executable])[0]
-        full = (args.sdist == "full" if args.sdist != "as-wheel"
-                else full_tags is None or host.tag in full_tags)
+        full = full_tags is None or host.tag in full_tags
         check_release_file(sdist, host, full, compiler=True)
         checked.append("%s on %s: %s" % (os.path.basename(sdist),
-                                         host.version,
-                                         "full" if full else "conformance"))
+                                         host.version, describe(full, full)))
         check_sdist_without_engine(sdist, host)
         checked.append("%s on %s without the compiled engine: import, echo"
                        % (os.path.basename(sdist), host.version))
