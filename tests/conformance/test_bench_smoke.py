@@ -300,3 +300,23 @@ def test_kernel_counts_prints_a_row_per_server():
         assert row, "no row for %r in:\n%s" % (label, run.stdout)
         # Each datagram costs at least its recvfrom() and its sendto().
         assert int(row.group(1)) > 0 and float(row.group(3)) >= 1.5
+
+
+@IN_SOURCE_TREE
+@pytest.mark.timeout(60)
+def test_handler_cost_parts_name_both_header_parsers():
+    run = subprocess.run(
+        [sys.executable, os.path.join("bench", "http_handler_cost.py"),
+         "--parts", "--requests", "200"],
+        cwd=ROOT, capture_output=True, text=True, timeout=50)
+    assert run.returncode == 0, run.stderr[-3000:]
+    figures = dict(re.findall(
+        r"^with (.*) header parser: parse_request (\d+\.\d\d) µs, of which"
+        r" parse_headers \d+\.\d\d µs; the request line and version checks"
+        r" -?\d+\.\d\d µs$", run.stdout, re.M))
+    # csockserver's parser is timed where the compiled engine runs.
+    expected = {"the standard library's"}
+    if csockserver.IMPLEMENTATION == "cython":
+        expected.add("csockserver's")
+    assert set(figures) == expected, run.stdout
+    assert all(float(us) > 0 for us in figures.values())
