@@ -56,7 +56,7 @@ typing:           ## mypy --strict on the docs' examples and tests/conformance/t
 wheels:           ## dist/: the sdist and a manylinux wheel per CPython 3.8+ (pyenv's, and 3.14/3.15 from tools/pythons.py; ~15 min)
 	$(PYTHON) tools/build_wheels.py
 
-check-dist:       ## each wheel in a venv without a compiler (3.11 in full), and the sdist (~10 min)
+check-dist:       ## each wheel in a venv without a compiler (3.11 in full), and the sdist (~30 min)
 	$(PYTHON) tools/check_dist.py --full 3.11 --sdist
 
 bench: build      ## the full side-by-side matrix (~11 min): build/bench/matrix.md, and matrix.png with matplotlib
