@@ -83,9 +83,9 @@ def parse_request_parts(number):
         reader.seek(head_end)
         http.client.parse_headers(reader)
 
-    parsers = {"csockserver's": http.client.parse_headers}
-    if not _headers.usable():
-        del parsers["csockserver's"]
+    parsers = {}
+    if _headers.usable():
+        parsers["csockserver's"] = http.client.parse_headers
     parsers["the standard library's"] = _headers._stdlib_parse_headers
     placed = http.client.parse_headers
     figures = {}

@@ -161,10 +161,9 @@ def check_installed(python, env, workdir, full, typing):
                       HEADER_PARSING_TESTS], env=env, cwd=tree)
 
 
-def check_release_file(path, interp, full, compiler, typing=None):
-    """Steps 1-4 above for one wheel (*compiler* False) or the sdist; the
-    typing checks with the full run, or as *typing* says."""
-    typing = full if typing is None else typing
+def check_release_file(path, interp, full, compiler, typing):
+    """Steps 1-4 above for one wheel (*compiler* False) or the sdist, with
+    the typing checks if *typing*."""
     print("\n== %s on Python %s%s (%s) ==" % (
         os.path.basename(path), interp.version,
         ", built by pip" if compiler else "", describe(full, typing)),
@@ -273,7 +272,7 @@ def main(argv=None):
     if args.sdist:
         sdist = glob.glob(os.path.join(args.dist, "*.tar.gz"))[0]
         full = full_tags is None or host.tag in full_tags
-        check_release_file(sdist, host, full, compiler=True)
+        check_release_file(sdist, host, full, compiler=True, typing=full)
         checked.append("%s on %s: %s" % (os.path.basename(sdist),
                                          host.version, describe(full, full)))
         check_sdist_without_engine(sdist, host)
